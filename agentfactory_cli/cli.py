@@ -1,0 +1,196 @@
+"""`agentfactory`: parse the command line, run one playbook or lab action, exit with a clear code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from agentfactory_cli import __version__, errors
+from agentfactory_cli import inventory as inv
+from agentfactory_cli.lab import DEFAULT_LAB, PUBLISHED_PORTS, Lab
+from agentfactory_cli.runner import PlaybookRequest
+
+# Verbs that run one playbook each: verb -> (playbook, help).
+PLAYBOOK_VERBS = {
+    "bootstrap": ("bootstrap.yml", "install Docker and node_exporter on every host"),
+    "monitoring": ("monitoring.yml", "install Prometheus, Alertmanager and Grafana on the monitoring hosts"),
+    "site": ("site.yml", "everything, in order: bootstrap, then monitoring"),
+}
+
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _env(name: str, default=None):
+    return os.environ.get(f"AGENTFACTORY_{name}", default)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _playbook_options() -> argparse.ArgumentParser:
+    """Options shared by every playbook-running verb; each declared once, with its env variable."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("playbook options")
+    g.add_argument("-i", "--inventory", action="append", metavar="PATH",
+                   help="inventory file or directory, repeatable (env AGENTFACTORY_INVENTORY; "
+                        "default: the lab's inventory when the lab is up)")
+    g.add_argument("-l", "--limit", default=_env("LIMIT"), metavar="PATTERN",
+                   help="only these hosts or groups (Ansible host pattern; env AGENTFACTORY_LIMIT)")
+    g.add_argument("-C", "--check", action="store_true", help="dry run: report what would change, change nothing")
+    g.add_argument("-D", "--diff", action="store_true", help="show the changes made (or, with --check, planned)")
+    g.add_argument("-v", "--verbose", action="count", default=0,
+                   help="show Ansible's own output (-vvv for connection debugging)")
+    g.add_argument("-f", "--forks", type=_positive_int, default=_env("FORKS"), metavar="N",
+                   help="hosts worked on in parallel (env AGENTFACTORY_FORKS; default from ansible.cfg: 10)")
+    g.add_argument("--vault-password-file", default=_env("VAULT_PASSWORD_FILE"), metavar="FILE",
+                   help="file holding the vault password (env AGENTFACTORY_VAULT_PASSWORD_FILE)")
+    g.add_argument("--json", action="store_true",
+                   help="print one JSON document on stdout: {status, rc, hosts, artifacts}")
+    g.add_argument("--lab", default=_env("LAB", DEFAULT_LAB), metavar="NAME",
+                   help="which lab's inventory is the default (env AGENTFACTORY_LAB; default 'lab')")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentfactory",
+        description="Roll out and run fleets of AI agents on your own hosts, with Ansible.",
+        epilog=errors.EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"agentfactory {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    lab = verbs.add_parser("lab", help="local test hosts in containers (the built-in default inventory)",
+                           description="Debian 12 hosts with systemd and sshd in containers, over SSH on "
+                                       "127.0.0.1. The lab inventory is the default when no -i is given.")
+    lab_verbs = lab.add_subparsers(dest="lab_verb", metavar="ACTION", required=True)
+    for action, text in (("up", "create or start the hosts (harmless to repeat)"),
+                         ("down", "remove the hosts, their network and the lab inventory"),
+                         ("status", "list the hosts and their published ports")):
+        sp = lab_verbs.add_parser(action, help=text, description=text)
+        sp.add_argument("--name", default=_env("LAB", DEFAULT_LAB),
+                        help="lab name, for several labs side by side (env AGENTFACTORY_LAB)")
+        if action == "up":
+            sp.add_argument("--hosts", type=_positive_int, default=3, metavar="N",
+                            help="number of hosts (default 3)")
+        if action == "status":
+            sp.add_argument("--json", action="store_true", help="machine-readable output")
+
+    common = _playbook_options()
+    for verb, (playbook, text) in PLAYBOOK_VERBS.items():
+        verbs.add_parser(verb, parents=[common], help=text,
+                         description=f"{text} (playbooks/{playbook}).", epilog=errors.EXIT_CODES_HELP,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser
+
+
+def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
+    """Turn parsed options into a run request, checking every input before anything runs."""
+    raw_inventories = args.inventory or ([_env("INVENTORY")] if _env("INVENTORY") else None)
+    inventories = inv.resolve(raw_inventories, lab_name=args.lab, log=log)
+    vault_file = None
+    if args.vault_password_file:
+        vault_file = Path(args.vault_password_file).expanduser()
+        if not vault_file.is_file():
+            raise errors.InvalidInput(f"vault password file not found: {args.vault_password_file}")
+        vault_file = vault_file.resolve()
+    inv.load(inventories, limit=args.limit, vault_password_file=vault_file)
+    return PlaybookRequest(
+        verb=args.verb,
+        playbook=PLAYBOOK_VERBS[args.verb][0],
+        inventories=inventories,
+        limit=args.limit,
+        check=args.check,
+        diff=args.diff,
+        verbosity=args.verbose,
+        forks=int(args.forks) if args.forks else None,
+        vault_password_file=vault_file,
+    )
+
+
+def _run_playbook_verb(args: argparse.Namespace) -> int:
+    from agentfactory_cli.display import RunDisplay
+    from agentfactory_cli.runner import run_playbook
+
+    req = playbook_request(args, log=lambda m: _err.print(f"[dim]{m}[/]"))
+    display = RunDisplay(json_mode=args.json, verbosity=args.verbose)
+    try:
+        result = run_playbook(req, display)
+    finally:
+        display.stop()
+    display.finish(result)
+    return result.exit_code
+
+
+def _lab(args: argparse.Namespace) -> int:
+    lab = Lab(args.name)
+    if args.lab_verb == "up":
+        lab.up(args.hosts, log=lambda m: _err.print(f"[dim]{m}[/]"))
+        _print_lab(lab, json_mode=False)
+        _err.print(f"Inventory: {os.path.relpath(lab.inventory_path)}")
+    elif args.lab_verb == "down":
+        removed = lab.down(log=lambda m: _err.print(f"[dim]{m}[/]"))
+        _err.print(f"Lab {lab.name!r}: removed {removed} host(s).")
+    else:
+        _print_lab(lab, json_mode=args.json)
+    return errors.EXIT_OK
+
+
+def _print_lab(lab: Lab, json_mode: bool) -> None:
+    from agentfactory_cli.engine import engine_running
+
+    hosts = lab.hosts() if engine_running() else []
+    if json_mode:
+        doc = {"lab": lab.name, "inventory": str(lab.inventory_path) if lab.inventory_path.exists() else None,
+               "hosts": [{"name": h.name, "state": h.state,
+                          "ports": {str(k): v for k, v in h.ports.items()}} for h in hosts]}
+        print(json.dumps(doc, indent=2))
+        return
+    if not hosts:
+        print(f"Lab {lab.name!r} is down (no hosts). Start it with: agentfactory lab up")
+        return
+    table = Table(title=f"Lab {lab.name!r}", title_justify="left")
+    table.add_column("host")
+    table.add_column("state")
+    for service in PUBLISHED_PORTS:
+        table.add_column(service, justify="right")
+    for h in hosts:
+        table.add_row(h.name, h.state, *[f"127.0.0.1:{h.ports[p]}" if p in h.ports else "-"
+                                         for p in PUBLISHED_PORTS.values()])
+    Console(highlight=False).print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: bad options are invalid input too
+        return errors.EXIT_INVALID_INPUT if exc.code else errors.EXIT_OK
+    try:
+        if args.verb == "lab":
+            return _lab(args)
+        return _run_playbook_verb(args)
+    except errors.AgentFactoryError as exc:
+        _err.print(f"[red]error:[/] {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _err.print("[yellow]interrupted[/]")
+        return errors.EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""What the operator sees while a playbook runs and after: live progress, failures, the recap.
+
+Progress and messages go to stderr; the recap (or, with --json, the one JSON document) to
+stdout, so `agentfactory bootstrap --json | jq` always gets clean input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import defaultdict
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from agentfactory_cli.runner import _STATS_KEYS, RECAP_KEYS, RunResult
+
+_COUNTED = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_skipped": "skipped",
+}
+
+
+def failure_message(res: dict[str, Any], limit: int = 600) -> str:
+    """The useful part of a failed task's result, in one short paragraph."""
+    parts = []
+    if res.get("msg"):
+        parts.append(str(res["msg"]))
+    for item in res.get("results") or []:
+        if isinstance(item, dict) and item.get("failed") and item.get("msg"):
+            parts.append(f"[{item.get('item', '?')}] {item['msg']}")
+    stderr = (res.get("stderr") or res.get("module_stderr") or "").strip()
+    if stderr:
+        parts.append(stderr)
+    text = " | ".join(dict.fromkeys(p.strip() for p in parts if p.strip())) or "no message"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class RunDisplay:
+    """Consumes ansible-runner events; renders progress and keeps the per-host counts."""
+
+    def __init__(self, json_mode: bool = False, verbosity: int = 0,
+                 err: Console | None = None, out: Console | None = None):
+        self.json_mode = json_mode
+        self.verbosity = verbosity
+        self.err = err or Console(stderr=True, highlight=False, soft_wrap=True)
+        self.out = out or Console(highlight=False)
+        self.counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(RECAP_KEYS, 0))
+        self.stats: dict[str, dict[str, int]] | None = None
+        self.in_flight: dict[str, str] = {}
+        self.failures: list[dict[str, str]] = []
+        self.play = ""
+        self.task = ""
+        self.started = time.monotonic()
+        self._live: Live | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self, req) -> None:
+        self.started = time.monotonic()
+        mode = " (check mode)" if req.check else ""
+        self.err.print(f"[bold]{req.verb}[/]: playbooks/{req.playbook}{mode} "
+                       f"on {', '.join(str(p) for p in req.inventories)}"
+                       + (f" --limit {req.limit}" if req.limit else ""))
+        if self.err.is_terminal and not self.verbosity:
+            self._live = Live(self._render(), console=self.err, refresh_per_second=8, transient=True)
+            self._live.start()
+
+    def stop(self) -> None:
+        if self._live:
+            self._live.stop()
+            self._live = None
+
+    def note(self, message: str) -> None:
+        self.err.print(f"[yellow]{message}[/]")
+
+    # --- events ----------------------------------------------------------------------------
+
+    def event(self, ev: dict[str, Any]) -> bool:
+        name = ev.get("event", "")
+        data = ev.get("event_data", {})
+        host = data.get("host")
+        if self.verbosity and ev.get("stdout"):
+            self.err.print(Text(ev["stdout"]))
+        if name == "playbook_on_play_start":
+            self.play = data.get("play", "")
+            if not self._live and not self.verbosity:
+                self.err.print(f"[cyan]PLAY[/] {self.play}")
+        elif name == "playbook_on_task_start":
+            self.task = data.get("task", "")
+        elif name == "runner_on_start" and host:
+            self.in_flight[host] = data.get("task", "")
+            self.counts[host]  # noqa: B018 - make the host appear in the table at once
+        elif name in _COUNTED and host:
+            self.in_flight.pop(host, None)
+            self._count(name, host, data)
+        elif name == "playbook_on_stats":
+            self.stats = {key: {} for key in RECAP_KEYS}
+            for ours, theirs in _STATS_KEYS.items():
+                self.stats[ours] = dict(data.get(theirs) or {})
+        if self._live:
+            self._live.update(self._render())
+        return True  # keep the event in the run's artifacts
+
+    def _count(self, name: str, host: str, data: dict[str, Any]) -> None:
+        res = data.get("res") or {}
+        key = _COUNTED[name]
+        if key == "failed" and data.get("ignore_errors"):
+            key = "ok"
+        self.counts[host][key] += 1
+        if key == "ok" and res.get("changed"):
+            self.counts[host]["changed"] += 1
+        if key in ("failed", "unreachable"):
+            failure = {"host": host, "task": data.get("task", ""), "kind": key,
+                       "message": failure_message(res)}
+            self.failures.append(failure)
+            style = "red" if key == "failed" else "magenta"
+            self.err.print(f"[{style}]{key.upper()}[/] {host} | {failure['task']}: {failure['message']}")
+
+    def recap_counts(self) -> dict[str, dict[str, int]]:
+        """Per-host recap: from ansible's own stats when the run got that far, else our counts."""
+        hosts = sorted(set(self.counts) | set().union(*(self.stats or {}).values()))
+        if self.stats is None:
+            return {h: dict(self.counts[h]) for h in hosts}
+        return {h: {k: int(self.stats[k].get(h, 0)) for k in RECAP_KEYS} for h in hosts}
+
+    # --- rendering -------------------------------------------------------------------------
+
+    def _render(self):
+        elapsed = time.monotonic() - self.started
+        head = Text.assemble(("PLAY ", "cyan"), self.play or "starting", (f"  {elapsed:5.0f}s", "dim"))
+        table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
+        for col in ("host", "task in flight", "ok", "changed", "failed"):
+            table.add_column(col, justify="right" if col in ("ok", "changed", "failed") else "left")
+        for host in sorted(self.counts):
+            c = self.counts[host]
+            bad = c["failed"] or c["unreachable"]
+            table.add_row(Text(host, style="red" if bad else ""),
+                          self.in_flight.get(host, "[dim]-[/]"),
+                          str(c["ok"]), str(c["changed"]), str(c["failed"] + c["unreachable"]))
+        return Group(head, table)
+
+    def finish(self, result: RunResult) -> None:
+        self.stop()
+        if self.json_mode:
+            sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+            sys.stdout.flush()
+            return
+        table = Table(title="Recap", title_justify="left")
+        table.add_column("host")
+        for key in RECAP_KEYS:
+            table.add_column(key, justify="right")
+        styles = {"changed": "yellow", "failed": "red", "unreachable": "magenta"}
+        for host, counts in result.hosts.items():
+            table.add_row(host, *[
+                Text(str(counts[k]), style=styles.get(k, "") if counts[k] else "dim") for k in RECAP_KEYS
+            ])
+        if result.hosts:
+            self.out.print(table)
+        else:
+            self.out.print("No host ran a task.")
+        elapsed = time.monotonic() - self.started
+        verdict = {0: "[green]ok[/]", 130: "[yellow]interrupted[/]"}.get(result.exit_code, "[red]failed[/]")
+        self.out.print(f"Result: {verdict} (exit {result.exit_code}, {result.status}, {elapsed:.1f}s)")
+        self.out.print(f"Artifacts: {result.artifacts}")

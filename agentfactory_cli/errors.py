@@ -1,0 +1,35 @@
+"""Exit codes scripts can rely on, and the errors that map to them."""
+
+from __future__ import annotations
+
+# Where they overlap, these follow ansible-playbook.
+EXIT_OK = 0
+EXIT_ERROR = 1  # Ansible or the CLI failed in a way not listed below
+EXIT_HOST_FAILED = 2  # a task failed on at least one host
+EXIT_UNREACHABLE = 3  # at least one host could not be reached (wins over 2)
+EXIT_INVALID_INPUT = 4  # bad inventory, catalog or options, found before anything ran
+EXIT_INTERRUPTED = 130  # Ctrl-C: the run was cancelled
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0    success
+  1    error in Ansible or the CLI itself
+  2    a task failed on at least one host
+  3    at least one host was unreachable (takes precedence over 2)
+  4    invalid input (inventory, catalog, options), found before any host was touched
+  130  interrupted (Ctrl-C); the run was cancelled
+"""
+
+
+class AgentFactoryError(Exception):
+    """An error with a message for the operator and an exit code."""
+
+    exit_code = EXIT_ERROR
+
+
+class InvalidInput(AgentFactoryError):
+    exit_code = EXIT_INVALID_INPUT
+
+
+class LabError(AgentFactoryError):
+    exit_code = EXIT_ERROR

@@ -1,0 +1,116 @@
+"""Which inventory a command runs against, and whether Ansible can read it at all.
+
+Checked before any playbook runs: a missing path, a file Ansible cannot parse, or a --limit
+that matches no host each give one clear message and exit code 4, with no host contacted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentfactory_cli.errors import InvalidInput
+from agentfactory_cli.lab import DEFAULT_LAB, Lab
+
+
+@dataclass
+class Inventory:
+    paths: list[Path]
+    groups: dict[str, list[str]]  # group name -> host names, with "all"
+    from_lab: str | None = None  # the lab's name when no -i was given
+
+
+def resolve(paths: list[str] | None, lab_name: str = DEFAULT_LAB, log=None) -> list[Path]:
+    """The -i paths as given, or the lab's inventory when none were given and the lab exists."""
+    if paths:
+        resolved = []
+        for raw in paths:
+            p = Path(raw).expanduser()
+            if not p.exists():
+                raise InvalidInput(f"inventory not found: {raw} (no such file or directory)")
+            resolved.append(p.resolve())
+        return resolved
+    lab_inventory = Lab(lab_name).inventory_path
+    if lab_inventory.exists():
+        if log:
+            log(f"No -i given: using the lab inventory {os.path.relpath(lab_inventory)}")
+        return [lab_inventory]
+    raise InvalidInput(
+        "no inventory given and no lab is up: pass -i PATH (e.g. -i inventory/example) "
+        "or start the local lab with 'agentfactory lab up'"
+    )
+
+
+def load(paths: list[Path], limit: str | None = None, vault_password_file: Path | None = None) -> Inventory:
+    """Parse the inventory with Ansible's own loader; raise InvalidInput on anything wrong."""
+    # Imported late: ansible's import is slow, and `--help` should not pay for it.
+    from ansible import constants as C
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
+    # An unparsable source must be an error, as in our runs (ANSIBLE_INVENTORY_UNPARSED_FAILED).
+    C.INVENTORY_UNPARSED_IS_FAILED = True
+    C.INVENTORY_ANY_UNPARSED_IS_FAILED = True
+    loader = DataLoader()
+    if vault_password_file:
+        from ansible.cli import CLI
+
+        secrets = CLI.setup_vault_secrets(loader, vault_ids=[], vault_password_files=[str(vault_password_file)])
+        loader.set_vault_secrets(secrets)
+    warnings: list[tuple[str, BaseException | None]] = []
+    try:
+        with _collect_warnings(warnings):
+            manager = InventoryManager(loader=loader, sources=[str(p) for p in paths])
+    except AnsibleError as exc:
+        raise InvalidInput(_parse_error(paths, warnings, exc)) from None
+    hosts = manager.get_hosts("all")
+    if not hosts:
+        raise InvalidInput(f"inventory {', '.join(map(str, paths))} has no hosts")
+    if limit:
+        with _collect_warnings([]):
+            manager.subset(limit)
+            matched = manager.get_hosts("all")
+        if not matched:
+            raise InvalidInput(f"--limit {limit!r} matches no host in the inventory")
+        manager.remove_restriction()
+    groups = {name: sorted(h.name for h in group.get_hosts()) for name, group in manager.groups.items()}
+    return Inventory(paths=paths, groups=groups)
+
+
+@contextmanager
+def _collect_warnings(sink: list[tuple[str, BaseException | None]]):
+    """Keep Ansible's parse warnings (one per inventory plugin tried) out of the terminal."""
+    from ansible.utils.display import Display
+
+    saved = Display.warning, Display.error_as_warning
+
+    def warning(self, msg, *args, **kwargs):
+        sink.append((str(msg), None))
+
+    def error_as_warning(self, msg, exception, *args, **kwargs):
+        sink.append((str(msg), exception))
+
+    Display.warning, Display.error_as_warning = warning, error_as_warning
+    try:
+        yield
+    finally:
+        Display.warning, Display.error_as_warning = saved
+
+
+def _parse_error(paths: list[Path], warnings: list[tuple[str, BaseException | None]], exc: Exception) -> str:
+    """One line naming the file, the reason and, where Ansible knows it, the line."""
+    where = ", ".join(map(str, paths))
+    # Prefer the plugin that matches the file type: the others fail for unrelated reasons.
+    wanted = "'yaml'" if any(p.suffix in (".yml", ".yaml") for p in paths) else "'ini'"
+    for msg, cause in sorted(warnings, key=lambda w: wanted not in w[0]):
+        if cause is not None:
+            reason = str(cause).strip().splitlines()[0]
+            origin = getattr(cause, "obj", None)
+            origin = getattr(origin, "_ansible_origin", None) or getattr(cause, "_origin", None)
+            line = f" (line {origin.line_num})" if getattr(origin, "line_num", None) else ""
+            return f"inventory {where} cannot be parsed: {reason}{line}"
+    return f"inventory {where} cannot be parsed: {str(exc).strip().splitlines()[0]}"

@@ -1,0 +1,232 @@
+"""The local lab: Debian 12 "bare hosts" in containers, reachable over real SSH on loopback.
+
+Each host runs systemd as PID 1 and sshd, with nothing else installed, so the roles meet what
+they would meet on a fresh server. Hosts share a user-defined Docker network (they reach each
+other by name, as servers on one LAN do) and publish SSH and the monitoring ports on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from agentfactory_cli import aptcache, hostimage
+from agentfactory_cli.engine import docker, ensure_engine
+from agentfactory_cli.errors import InvalidInput, LabError
+from agentfactory_cli.paths import project_root, state_dir
+
+DEFAULT_LAB = "lab"
+# Container ports each host publishes on 127.0.0.1 (random free host ports, read back after start).
+PUBLISHED_PORTS = {
+    "ssh": 22,
+    "node_exporter": 9100,
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "grafana": 3000,
+}
+LABEL = "agentfactory.lab"
+_RUN_OPTIONS = [
+    # systemd as PID 1 without --privileged (TESTHOSTS.md: --privileged fails on our machines).
+    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs", "/run", "--tmpfs", "/run/lock",
+    "--stop-signal", "SIGRTMIN+3",
+    # The inner Docker gets a real volume, so it can use overlay2 instead of copying with vfs.
+    "-v", "/var/lib/docker",
+]
+
+
+@dataclass
+class LabHost:
+    name: str
+    index: int
+    state: str
+    ports: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def ssh_port(self) -> int | None:
+        return self.ports.get(22)
+
+
+class Lab:
+    def __init__(self, name: str = DEFAULT_LAB):
+        if not name.replace("-", "").isalnum() or not name[0].isalpha() or len(name) > 20:
+            raise InvalidInput(f"lab name {name!r}: use letters, digits and '-', at most 20 characters")
+        self.name = name
+        self.dir = state_dir() / "lab" / name
+        self.key = self.dir / "id_ed25519"
+        self.network = f"agentfactory-{name}"
+
+    @property
+    def inventory_path(self) -> Path:
+        if self.name == DEFAULT_LAB:
+            return project_root() / "inventory" / "lab" / "hosts.yml"
+        return self.dir / "hosts.yml"
+
+    def host_name(self, index: int) -> str:
+        return f"af-{self.name}-{index}"
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def hosts(self) -> list[LabHost]:
+        """The lab's containers, in index order (empty when the lab is down)."""
+        res = docker("ps", "-a", "-q", "--filter", f"label={LABEL}={self.name}", check=False)
+        ids = res.stdout.split()
+        if res.returncode != 0 or not ids:
+            return []
+        found = []
+        for info in json.loads(docker("inspect", *ids).stdout):
+            ports = {}
+            for spec, binds in (info["NetworkSettings"]["Ports"] or {}).items():
+                if binds:
+                    ports[int(spec.split("/")[0])] = int(binds[0]["HostPort"])
+            found.append(LabHost(
+                name=info["Name"].lstrip("/"),
+                index=int(info["Config"]["Labels"].get(f"{LABEL}.index", 0)),
+                state=info["State"]["Status"],
+                ports=ports,
+            ))
+        return sorted(found, key=lambda h: h.index)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def up(self, count: int = 3, log=print) -> list[LabHost]:
+        """Make the lab have exactly `count` running hosts; harmless to repeat."""
+        if not 1 <= count <= 20:
+            raise InvalidInput(f"--hosts {count}: the lab takes 1 to 20 hosts")
+        ensure_engine(log=log)
+        hostimage.ensure_image(log=log)
+        self._ensure_key()
+        if docker("network", "inspect", self.network, check=False).returncode != 0:
+            docker("network", "create", "--label", f"{LABEL}={self.name}", self.network)
+
+        existing = {h.name: h for h in self.hosts()}
+        for host in existing.values():
+            if host.index > count:
+                log(f"Removing {host.name} (the lab now has {count} hosts)")
+                docker("rm", "-f", "-v", host.name)
+        for i in range(1, count + 1):
+            name = self.host_name(i)
+            host = existing.get(name)
+            if host is None:
+                log(f"Creating {name}")
+                publish = [arg for port in PUBLISHED_PORTS.values() for arg in ("-p", f"127.0.0.1::{port}")]
+                docker(
+                    "run", "-d", "--name", name, "--hostname", name, "--network", self.network,
+                    "--label", f"{LABEL}={self.name}", "--label", f"{LABEL}.index={i}",
+                    *_RUN_OPTIONS, "-v", f"{aptcache.host_dir(name)}:/var/cache/apt/archives", *publish,
+                    hostimage.IMAGE,
+                )
+            elif host.state != "running":
+                log(f"Starting {name}")
+                docker("start", name)
+        names = [self.host_name(i) for i in range(1, count + 1)]
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            list(pool.map(self._make_ready, names))
+        hosts = self.hosts()
+        self._write_inventory(hosts)
+        return hosts
+
+    def down(self, log=print) -> int:
+        """Remove every host, the network, the key and the inventory. Returns hosts removed."""
+        hosts = self.hosts()
+        aptcache.collect()
+        if hosts:
+            docker("rm", "-f", "-v", *[h.name for h in hosts])
+            for h in hosts:
+                log(f"Removed {h.name}")
+        if docker("network", "inspect", self.network, check=False).returncode == 0:
+            docker("network", "rm", self.network, check=False)
+        self.inventory_path.unlink(missing_ok=True)
+        for f in (self.key, self.key.with_suffix(".pub")):
+            f.unlink(missing_ok=True)
+        return len(hosts)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _ensure_key(self) -> None:
+        if self.key.exists():
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        res = subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"agentfactory-{self.name}",
+             "-f", str(self.key)], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise LabError(f"ssh-keygen failed: {res.stderr.strip()}")
+
+    def _make_ready(self, name: str, timeout: float = 90) -> None:
+        """Wait for systemd to finish booting, install the lab key, wait for sshd."""
+        deadline = time.monotonic() + timeout
+        state = ""
+        # Right after start systemctl cannot reach systemd's bus yet and prints nothing: retry.
+        while state not in ("running", "degraded") and time.monotonic() < deadline:
+            res = subprocess.run(
+                ["docker", "exec", name, "timeout", str(int(timeout)),
+                 "systemctl", "is-system-running", "--wait"],
+                capture_output=True, text=True)
+            state = res.stdout.strip()
+            if state not in ("running", "degraded"):
+                time.sleep(0.5)
+        if state not in ("running", "degraded"):
+            raise LabError(f"{name}: systemd did not come up (state {state or 'unknown'}); "
+                           f"see 'docker exec {name} systemctl --failed'")
+        docker("exec", "-i", name, "sh", "-c",
+               "install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys"
+               " && chmod 0600 /root/.ssh/authorized_keys",
+               input=self.key.with_suffix(".pub").read_text())
+        port = next(h.ssh_port for h in self.hosts() if h.name == name)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    if s.recv(64).startswith(b"SSH-"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise LabError(f"{name}: sshd does not answer on 127.0.0.1:{port}")
+            time.sleep(0.3)
+
+    def _write_inventory(self, hosts: list[LabHost]) -> None:
+        names = [h.name for h in hosts]
+        inventory = {
+            "all": {
+                "vars": {
+                    "ansible_host": "127.0.0.1",
+                    "ansible_user": "root",
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    "ansible_ssh_private_key_file": str(self.key),
+                    # Lab hosts are recreated often on the same ports: their host keys change.
+                    "ansible_ssh_common_args": (
+                        "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+                    ),
+                    "agentfactory_lab": self.name,
+                },
+                "hosts": {
+                    h.name: {
+                        "ansible_port": h.ssh_port,
+                        # How the other hosts reach this one (Docker's DNS on the lab network).
+                        "agentfactory_address": h.name,
+                        "agentfactory_lab_ports": dict(sorted(h.ports.items())),
+                    }
+                    for h in hosts
+                },
+                "children": {
+                    "agent_hosts": {"hosts": {n: None for n in names}},
+                    "monitoring": {"hosts": {names[0]: None}},
+                },
+            }
+        }
+        path = self.inventory_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = (f"# Written by `agentfactory lab up` for the lab {self.name!r}; "
+                  "rewritten on every `lab up`, removed by `lab down`.\n")
+        path.write_text(header + yaml.safe_dump(inventory, sort_keys=False, default_flow_style=False))

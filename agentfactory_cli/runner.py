@@ -1,0 +1,153 @@
+"""One playbook run through ansible-runner's Python API: kwargs in, a RunResult out."""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agentfactory_cli import errors
+from agentfactory_cli.paths import project_root, state_dir
+
+# Counters of the per-host recap, named as in ansible's own recap.
+RECAP_KEYS = ("ok", "changed", "failed", "unreachable", "skipped")
+# playbook_on_stats names them differently.
+_STATS_KEYS = {"ok": "ok", "changed": "changed", "failed": "failures", "unreachable": "dark",
+               "skipped": "skipped"}
+
+
+@dataclass
+class PlaybookRequest:
+    """Everything a playbook-running verb needs, after the command line is parsed."""
+
+    verb: str
+    playbook: str
+    inventories: list[Path]
+    limit: str | None = None
+    check: bool = False
+    diff: bool = False
+    verbosity: int = 0
+    forks: int | None = None
+    vault_password_file: Path | None = None
+    extravars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    status: str  # ansible-runner's: successful, failed, canceled, timeout, error
+    ansible_rc: int | None
+    hosts: dict[str, dict[str, int]]
+    artifacts: Path
+    failures: list[dict[str, str]] = field(default_factory=list)
+    canceled: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """Our documented exit code (see errors.EXIT_CODES_HELP)."""
+        if self.canceled or self.status == "canceled":
+            return errors.EXIT_INTERRUPTED
+        if any(h["unreachable"] for h in self.hosts.values()):
+            return errors.EXIT_UNREACHABLE
+        if any(h["failed"] for h in self.hosts.values()):
+            return errors.EXIT_HOST_FAILED
+        if self.ansible_rc == 0 and self.status == "successful":
+            return errors.EXIT_OK
+        if self.ansible_rc in (4, 5):  # ansible-playbook: parser error, bad options
+            return errors.EXIT_INVALID_INPUT
+        return errors.EXIT_ERROR
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "rc": self.exit_code, "hosts": self.hosts,
+                "artifacts": str(self.artifacts)}
+
+
+def new_ident(verb: str) -> str:
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}-{verb}"
+
+
+def build_runner_kwargs(req: PlaybookRequest, ident: str) -> dict[str, Any]:
+    """The ansible-runner kwargs for one request: the single place a command line becomes a run."""
+    root = project_root()
+    cmdline: list[str] = []
+    if req.check:
+        cmdline.append("--check")
+    if req.diff:
+        cmdline.append("--diff")
+    if req.vault_password_file:
+        cmdline += ["--vault-password-file", str(req.vault_password_file)]
+    kwargs: dict[str, Any] = {
+        "private_data_dir": str(state_dir() / "runner"),
+        "artifact_dir": str(state_dir() / "runs"),
+        "ident": ident,
+        "rotate_artifacts": 50,
+        "project_dir": str(root),
+        "playbook": str(root / "playbooks" / req.playbook),
+        "inventory": [str(p) for p in req.inventories],
+        "envvars": {
+            "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+            # An inventory Ansible cannot parse is an error, not a warning and an empty run.
+            "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+            "ANSIBLE_NOCOLOR": "True",
+        },
+        # Our display renders events; env files would leave copies of vars on disk.
+        "quiet": True,
+        "suppress_env_files": True,
+    }
+    if req.limit:
+        kwargs["limit"] = req.limit
+    if req.forks:
+        kwargs["forks"] = req.forks
+    if req.verbosity:
+        kwargs["verbosity"] = req.verbosity
+    if cmdline:
+        kwargs["cmdline"] = shlex.join(cmdline)
+    if req.extravars:
+        kwargs["extravars"] = req.extravars
+    return kwargs
+
+
+class _Cancel:
+    """Set on Ctrl-C; ansible-runner polls it and stops ansible-playbook cleanly."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+
+    def __call__(self) -> bool:
+        return self.requested.is_set()
+
+
+def run_playbook(req: PlaybookRequest, display) -> RunResult:
+    """Run one playbook, feeding every event to `display`; Ctrl-C cancels the run cleanly."""
+    import ansible_runner  # imported late: `agentfactory --help` stays fast
+
+    ident = new_ident(req.verb)
+    kwargs = build_runner_kwargs(req, ident)
+    Path(kwargs["private_data_dir"]).mkdir(parents=True, exist_ok=True)
+    cancel = _Cancel()
+    display.start(req)
+    thread, runner = ansible_runner.run_async(
+        **kwargs, event_handler=display.event, cancel_callback=cancel,
+    )
+    while thread.is_alive():
+        try:
+            thread.join(0.2)
+        except KeyboardInterrupt:
+            if cancel.requested.is_set():
+                continue  # a second Ctrl-C while cancelling: keep waiting for a clean stop
+            cancel.requested.set()
+            display.note("Interrupted: cancelling the run (ansible-playbook is being stopped)...")
+    # ansible-runner may finish writing the final events just after its thread ends.
+    time.sleep(0.05)
+    hosts = display.recap_counts()
+    return RunResult(
+        status=runner.status,
+        ansible_rc=runner.rc,
+        hosts=hosts,
+        artifacts=Path(kwargs["artifact_dir"]) / ident,
+        failures=list(display.failures),
+        canceled=cancel.requested.is_set(),
+    )
