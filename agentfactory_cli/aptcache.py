@@ -5,7 +5,7 @@ second host installing at the same time fails with "Could not get lock". So each
 its own directory, seeded with hard links from a common pool, and whatever it downloaded is
 linked back into the pool the next time the cache is touched. Hard links cost no disk space.
 
-    python -m agentfactory_cli.aptcache NAME...   # prepare host directories (used by `make`)
+    python -m agentfactory_cli.aptcache molecule/X/molecule.yml...   # before a molecule run
 """
 
 from __future__ import annotations
@@ -51,6 +51,14 @@ def host_dir(name: str) -> Path:
     return path
 
 
+def prepare_scenario(molecule_yml: Path) -> list[Path]:
+    """Seed the cache directory of every platform a molecule scenario declares."""
+    import yaml
+
+    platforms = (yaml.safe_load(molecule_yml.read_text()) or {}).get("platforms") or []
+    return [host_dir(p["name"]) for p in platforms if "name" in p]
+
+
 if __name__ == "__main__":
     for arg in sys.argv[1:]:
-        print(host_dir(arg))
+        prepare_scenario(Path(arg))

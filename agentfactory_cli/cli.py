@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     lab_verbs = lab.add_subparsers(dest="lab_verb", metavar="ACTION", required=True)
     for action, text in (("up", "create or start the hosts (harmless to repeat)"),
                          ("down", "remove the hosts, their network and the lab inventory"),
-                         ("status", "list the hosts and their published ports")):
+                         ("status", "list the hosts, their published ports and services"),
+                         ("image", "start the Docker engine if needed and build the host image")):
         sp = lab_verbs.add_parser(action, help=text, description=text)
         sp.add_argument("--name", default=_env("LAB", DEFAULT_LAB),
                         help="lab name, for several labs side by side (env AGENTFACTORY_LAB)")
@@ -138,12 +139,19 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
 
 def _lab(args: argparse.Namespace) -> int:
     lab = Lab(args.name)
-    if args.lab_verb == "up":
-        lab.up(args.hosts, log=lambda m: _err.print(f"[dim]{m}[/]"))
+    log = lambda m: _err.print(f"[dim]{m}[/]")  # noqa: E731
+    if args.lab_verb == "image":
+        from agentfactory_cli import engine, hostimage
+
+        engine.ensure_engine(log=log)
+        if not hostimage.ensure_image(log=log):
+            log(f"Host image {hostimage.IMAGE} is up to date.")
+    elif args.lab_verb == "up":
+        lab.up(args.hosts, log=log)
         _print_lab(lab, json_mode=False)
         _err.print(f"Inventory: {os.path.relpath(lab.inventory_path)}")
     elif args.lab_verb == "down":
-        removed = lab.down(log=lambda m: _err.print(f"[dim]{m}[/]"))
+        removed = lab.down(log=log)
         _err.print(f"Lab {lab.name!r}: removed {removed} host(s).")
     else:
         _print_lab(lab, json_mode=args.json)
@@ -154,9 +162,10 @@ def _print_lab(lab: Lab, json_mode: bool) -> None:
     from agentfactory_cli.engine import engine_running
 
     hosts = lab.hosts() if engine_running() else []
+    services = {h.name: lab.services(h) for h in hosts}
     if json_mode:
         doc = {"lab": lab.name, "inventory": str(lab.inventory_path) if lab.inventory_path.exists() else None,
-               "hosts": [{"name": h.name, "state": h.state,
+               "hosts": [{"name": h.name, "state": h.state, "services": services[h.name],
                           "ports": {str(k): v for k, v in h.ports.items()}} for h in hosts]}
         print(json.dumps(doc, indent=2))
         return
@@ -166,11 +175,20 @@ def _print_lab(lab: Lab, json_mode: bool) -> None:
     table = Table(title=f"Lab {lab.name!r}", title_justify="left")
     table.add_column("host")
     table.add_column("state")
-    for service in PUBLISHED_PORTS:
-        table.add_column(service, justify="right")
+    table.add_column("services")
+    table.add_column("ssh", justify="right")
     for h in hosts:
-        table.add_row(h.name, h.state, *[f"127.0.0.1:{h.ports[p]}" if p in h.ports else "-"
-                                         for p in PUBLISHED_PORTS.values()])
+        running = [name for name, state in services[h.name].items() if state == "active"]
+        others = [f"{name}: {state}" for name, state in services[h.name].items()
+                  if state not in ("active", "inactive", "unknown")]
+        table.add_row(h.name, h.state, ", ".join(running + others) or "[dim]none yet[/]",
+                      f"127.0.0.1:{h.ssh_port}" if h.ssh_port else "-")
+    Console(highlight=False).print(table)
+    urls = [f"{name} http://127.0.0.1:{h.ports[port]}" for h in hosts for name, port in PUBLISHED_PORTS.items()
+            if name != "ssh" and services[h.name].get(name) == "active" and port in h.ports]
+    if urls:
+        Console(highlight=False).print("Published on this machine: " + ", ".join(urls))
+    return
     Console(highlight=False).print(table)
 
 

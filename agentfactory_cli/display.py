@@ -96,7 +96,7 @@ class RunDisplay:
             self.task = data.get("task", "")
         elif name == "runner_on_start" and host:
             self.in_flight[host] = data.get("task", "")
-            self.counts[host]  # noqa: B018 - make the host appear in the table at once
+            self.counts[host]
         elif name in _COUNTED and host:
             self.in_flight.pop(host, None)
             self._count(name, host, data)

@@ -7,7 +7,6 @@ that matches no host each give one clear message and exit code 4, with no host c
 from __future__ import annotations
 
 import os
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +105,7 @@ def _parse_error(paths: list[Path], warnings: list[tuple[str, BaseException | No
     where = ", ".join(map(str, paths))
     # Prefer the plugin that matches the file type: the others fail for unrelated reasons.
     wanted = "'yaml'" if any(p.suffix in (".yml", ".yaml") for p in paths) else "'ini'"
-    for msg, cause in sorted(warnings, key=lambda w: wanted not in w[0]):
+    for _msg, cause in sorted(warnings, key=lambda w: wanted not in w[0]):
         if cause is not None:
             reason = str(cause).strip().splitlines()[0]
             origin = getattr(cause, "obj", None)

@@ -31,6 +31,14 @@ PUBLISHED_PORTS = {
     "alertmanager": 9093,
     "grafana": 3000,
 }
+# The services `lab status` reports on each host: our name -> systemd unit (Debian's names).
+SERVICE_UNITS = {
+    "docker": "docker",
+    "node_exporter": "prometheus-node-exporter",
+    "prometheus": "prometheus",
+    "alertmanager": "prometheus-alertmanager",
+    "grafana": "grafana-server",
+}
 LABEL = "agentfactory.lab"
 _RUN_OPTIONS = [
     # systemd as PID 1 without --privileged (TESTHOSTS.md: --privileged fails on our machines).
@@ -95,6 +103,16 @@ class Lab:
                 ports=ports,
             ))
         return sorted(found, key=lambda h: h.index)
+
+    def services(self, host: LabHost) -> dict[str, str]:
+        """systemd state of the services our roles install (active, inactive, failed...)."""
+        if host.state != "running":
+            return {}
+        res = docker("exec", host.name, "systemctl", "is-active", *SERVICE_UNITS.values(), check=False)
+        states = res.stdout.split()
+        if len(states) != len(SERVICE_UNITS):
+            return {}
+        return dict(zip(SERVICE_UNITS, states, strict=True))
 
     # --- lifecycle -------------------------------------------------------------------------
 

@@ -1,0 +1,72 @@
+# agentfactory: `make demo` runs the lab rollout, `make test` the whole suite, both from nothing
+# on a Debian 12 machine as root (they install what they need first).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# Debian packages the controller needs: the Docker engine for the lab, debootstrap to build the
+# host image, ssh for Ansible, busybox-static for a tiny test image.
+APT_PACKAGES := docker.io debootstrap openssh-client busybox-static ca-certificates
+SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+DEMO_HOSTS ?= 3
+
+export PATH := $(abspath $(BIN)):$(PATH)
+export ANSIBLE_FORCE_COLOR := 0
+export PY_COLORS := 0
+
+.PHONY: help deps apt-deps venv engine image demo test lint unit molecule e2e clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+deps: apt-deps venv  ## install every apt and Python dependency (idempotent)
+
+apt-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  apt-get update -qq || true; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+engine image: deps  ## start dockerd if needed and build the test-host image
+	$(BIN)/agentfactory lab image
+
+demo: deps  ## the local lab: test hosts, bootstrap, then their status
+	$(BIN)/agentfactory lab up --hosts $(DEMO_HOSTS)
+	$(BIN)/agentfactory bootstrap
+	$(BIN)/agentfactory lab status
+
+test: deps lint unit image molecule e2e  ## the whole suite: lint, unit, molecule, end to end
+	@echo "make test: all stages passed"
+
+lint: deps  ## ansible-lint (production profile) and ruff
+	$(BIN)/ruff check .
+	$(BIN)/ansible-lint
+
+unit: deps  ## fast tests: no hosts, no Docker
+	$(BIN)/pytest tests/unit -q
+
+molecule: image  ## every molecule scenario, one after the other (SCENARIOS="a b" for some)
+	@set -e; for s in $(SCENARIOS); do \
+	  echo "=== molecule test -s $$s"; start=$$(date +%s); \
+	  $(PY) -m agentfactory_cli.aptcache molecule/$$s/molecule.yml; \
+	  molecule test -s $$s; \
+	  echo "=== $$s passed in $$(( $$(date +%s) - start ))s"; \
+	done
+
+e2e: image  ## the CLI against a real lab (creates and removes its own hosts)
+	$(BIN)/pytest tests/e2e -q
+
+clean:  ## remove the demo lab and runtime state (keeps the host image)
+	-$(BIN)/agentfactory lab down
+	rm -rf .agentfactory/runs .agentfactory/runner .agentfactory/build

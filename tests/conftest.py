@@ -1,0 +1,13 @@
+"""Shared fixtures: every test gets its own state directory, so nothing touches a real lab."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path, monkeypatch, request):
+    if "e2e" in request.node.nodeid.split("/"):
+        return  # end-to-end tests drive the real project state on purpose
+    monkeypatch.setenv("AGENTFACTORY_STATE_DIR", str(tmp_path / "state"))
+    for var in ("AGENTFACTORY_INVENTORY", "AGENTFACTORY_LIMIT", "AGENTFACTORY_FORKS",
+                "AGENTFACTORY_VAULT_PASSWORD_FILE", "AGENTFACTORY_LAB"):
+        monkeypatch.delenv(var, raising=False)

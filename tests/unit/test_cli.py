@@ -1,0 +1,210 @@
+"""The command line -> runner arguments, exit codes and output contracts, without running Ansible."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agentfactory_cli import cli, errors
+from agentfactory_cli.display import RunDisplay, failure_message
+from agentfactory_cli.paths import project_root
+from agentfactory_cli.runner import PlaybookRequest, RunResult, build_runner_kwargs
+
+
+@pytest.fixture
+def inventory(tmp_path) -> Path:
+    path = tmp_path / "hosts.yml"
+    path.write_text(
+        "all:\n  children:\n    agent_hosts:\n      hosts:\n        web1:\n        web2:\n"
+        "    monitoring:\n      hosts:\n        mon1:\n"
+    )
+    return path
+
+
+def request_for(argv: list[str]) -> PlaybookRequest:
+    args = cli.build_parser().parse_args(argv)
+    return cli.playbook_request(args)
+
+
+def test_full_command_line_becomes_runner_kwargs(inventory, tmp_path):
+    vault = tmp_path / "vault-pass"
+    vault.write_text("secret\n")
+    req = request_for(["bootstrap", "-i", str(inventory), "--limit", "web1", "--check", "--diff",
+                       "--forks", "3", "-vv", "--vault-password-file", str(vault)])
+    kwargs = build_runner_kwargs(req, ident="RUN")
+    root = project_root()
+    assert kwargs["playbook"] == str(root / "playbooks" / "bootstrap.yml")
+    assert kwargs["project_dir"] == str(root)
+    assert kwargs["inventory"] == [str(inventory.resolve())]
+    assert kwargs["limit"] == "web1"
+    assert kwargs["forks"] == 3
+    assert kwargs["verbosity"] == 2
+    assert kwargs["cmdline"] == f"--check --diff --vault-password-file {vault.resolve()}"
+    assert kwargs["envvars"]["ANSIBLE_CONFIG"] == str(root / "ansible.cfg")
+    assert kwargs["ident"] == "RUN"
+    assert kwargs["artifact_dir"].endswith("runs")
+    assert kwargs["suppress_env_files"] is True
+
+
+def test_minimal_command_line_sets_no_optional_kwargs(inventory):
+    kwargs = build_runner_kwargs(request_for(["monitoring", "-i", str(inventory)]), ident="X")
+    assert kwargs["playbook"].endswith("playbooks/monitoring.yml")
+    for key in ("limit", "forks", "verbosity", "cmdline", "extravars"):
+        assert key not in kwargs
+
+
+def test_inventory_from_environment(inventory, monkeypatch):
+    monkeypatch.setenv("AGENTFACTORY_INVENTORY", str(inventory))
+    monkeypatch.setenv("AGENTFACTORY_FORKS", "7")
+    req = request_for(["bootstrap"])
+    assert req.inventories == [inventory.resolve()]
+    assert req.forks == 7
+
+
+def test_several_inventories_are_passed_in_order(inventory, tmp_path):
+    other = tmp_path / "more.ini"
+    other.write_text("[gateway]\ngw1\n")
+    kwargs = build_runner_kwargs(request_for(["site", "-i", str(inventory), "-i", str(other)]), ident="X")
+    assert kwargs["inventory"] == [str(inventory.resolve()), str(other.resolve())]
+
+
+def test_lab_inventory_is_the_default(tmp_path, monkeypatch, capsys):
+    from agentfactory_cli.lab import Lab
+
+    lab = Lab("unit")
+    lab.inventory_path.parent.mkdir(parents=True)
+    lab.inventory_path.write_text("all:\n  hosts:\n    af-unit-1:\n")
+    messages = []
+    args = cli.build_parser().parse_args(["bootstrap", "--lab", "unit"])
+    req = cli.playbook_request(args, log=messages.append)
+    assert req.inventories == [lab.inventory_path]
+    assert "using the lab inventory" in messages[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "content", "message"),
+    [
+        (["bootstrap", "-i", "inventroy/example"], None, "inventory not found: inventroy/example"),
+        (["bootstrap"], None, "no inventory given and no lab is up"),
+        (["bootstrap", "-i", "{inv}"], "all:\n  hosts: [a, b\n", "cannot be parsed: YAML parsing failed"),
+        (["bootstrap", "-i", "{inv}"], "all:\n  hosts: {}\n", "has no hosts"),
+        (["bootstrap", "-i", "{inv}", "--limit", "nope"], "all:\n  hosts:\n    a:\n", "matches no host"),
+        (["bootstrap", "-i", "{inv}", "--vault-password-file", "/no/such"], "all:\n  hosts:\n    a:\n",
+         "vault password file not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_4(tmp_path, capsys, monkeypatch, argv, content, message):
+    inv_file = tmp_path / "inv.yml"
+    if content is not None:
+        inv_file.write_text(content)
+    argv = [a.replace("{inv}", str(inv_file)) for a in argv]
+    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", lambda *a, **k: pytest.fail("ran Ansible"))
+    assert cli.main(argv) == errors.EXIT_INVALID_INPUT
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("argv", [["bootstrap", "--forks", "0"], ["bogus"], ["bootstrap", "--nope"], []])
+def test_bad_options_exit_4(argv, capsys):
+    assert cli.main(argv) == errors.EXIT_INVALID_INPUT
+
+
+def test_help_exits_0_and_documents_exit_codes(capsys):
+    assert cli.main(["bootstrap", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--vault-password-file" in out
+    assert "3    at least one host was unreachable" in out
+
+
+def _result(hosts, status="successful", rc=0, canceled=False):
+    return RunResult(status=status, ansible_rc=rc, hosts=hosts, artifacts=Path("/tmp/a"), canceled=canceled)
+
+
+def _counts(**kw):
+    return {"ok": 0, "changed": 0, "failed": 0, "unreachable": 0, "skipped": 0, **kw}
+
+
+@pytest.mark.parametrize(
+    ("result", "code"),
+    [
+        (_result({"a": _counts(ok=3)}), 0),
+        (_result({"a": _counts(ok=3), "b": _counts(failed=1)}, "failed", 2), 2),
+        (_result({"a": _counts(unreachable=1)}, "failed", 4), 3),
+        (_result({"a": _counts(unreachable=1), "b": _counts(failed=1)}, "failed", 6), 3),
+        (_result({"a": _counts(ok=1)}, "canceled", 254, canceled=True), 130),
+        (_result({}, "failed", 4), 4),
+        (_result({}, "failed", 1), 1),
+        (_result({}, "error", None), 1),
+    ],
+)
+def test_exit_codes(result, code):
+    assert result.exit_code == code
+
+
+def _event(name, host=None, **data):
+    return {"event": name, "event_data": {"host": host, **data}}
+
+
+def _quiet_display(json_mode=False):
+    from io import StringIO
+
+    from rich.console import Console
+
+    return RunDisplay(json_mode=json_mode, err=Console(file=StringIO()), out=Console(file=StringIO(), width=200))
+
+
+def test_display_counts_events_then_prefers_ansible_stats():
+    d = _quiet_display()
+    d.event(_event("runner_on_start", "a", task="Install"))
+    d.event(_event("runner_on_ok", "a", task="Install", res={"changed": True}))
+    d.event(_event("runner_on_failed", "b", task="Install", res={"msg": "boom"}))
+    d.event(_event("runner_on_failed", "b", task="Probe", res={"msg": "ignored"}, ignore_errors=True))
+    d.event(_event("runner_on_unreachable", "c", task="Gather", res={"msg": "ssh: connect refused"}))
+    d.event(_event("runner_on_skipped", "a", task="Other"))
+    assert d.recap_counts() == {
+        "a": _counts(ok=1, changed=1, skipped=1),
+        "b": _counts(ok=1, failed=1),
+        "c": _counts(unreachable=1),
+    }
+    assert [f["host"] for f in d.failures] == ["b", "c"]
+    assert d.failures[0]["message"] == "boom"
+    d.event(_event("playbook_on_stats", ok={"a": 5, "b": 2}, changed={"a": 1}, failures={"b": 1},
+                   dark={"c": 1}, skipped={"a": 2}))
+    assert d.recap_counts()["a"] == _counts(ok=5, changed=1, skipped=2)
+    assert d.recap_counts()["c"] == _counts(unreachable=1)
+
+
+def test_failure_message_keeps_the_useful_parts():
+    res = {"msg": "non-zero return code", "stderr": "E: Unable to locate package dockr",
+           "results": [{"failed": True, "item": "x", "msg": "bad item"}]}
+    text = failure_message(res)
+    assert "non-zero return code" in text and "Unable to locate package dockr" in text and "[x] bad item" in text
+    assert len(failure_message({"msg": "y" * 5000})) == 600
+
+
+def test_json_mode_prints_one_document(capsys):
+    d = _quiet_display(json_mode=True)
+    result = _result({"a": _counts(ok=4, changed=2)})
+    d.finish(result)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == {"status": "successful", "rc": 0, "hosts": {"a": _counts(ok=4, changed=2)},
+                   "artifacts": "/tmp/a"}
+
+
+def test_main_runs_the_playbook_and_returns_its_exit_code(inventory, monkeypatch, capsys):
+    seen = {}
+
+    def fake_run(req, display):
+        seen["req"] = req
+        display.event(_event("runner_on_unreachable", "web2", task="Gathering Facts", res={"msg": "timed out"}))
+        return _result(display.recap_counts(), "failed", 4)
+
+    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", fake_run)
+    code = cli.main(["bootstrap", "-i", str(inventory), "--json"])
+    assert code == errors.EXIT_UNREACHABLE
+    assert seen["req"].playbook == "bootstrap.yml"
+    out = capsys.readouterr().out
+    assert json.loads(out)["hosts"]["web2"]["unreachable"] == 1
