@@ -148,6 +148,8 @@ class RunDisplay:
 
     def finish(self, result: RunResult) -> None:
         self.stop()
+        if result.error:
+            self.err.print(Text(result.error, style="red"))
         if self.json_mode:
             sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
             sys.stdout.flush()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ class RunResult:
     artifacts: Path
     failures: list[dict[str, str]] = field(default_factory=list)
     canceled: bool = False
+    error: str = ""  # Ansible's own error when it stopped before any host failed (bad playbook...)
 
     @property
     def exit_code(self) -> int:
@@ -92,6 +95,8 @@ def build_runner_kwargs(req: PlaybookRequest, ident: str) -> dict[str, Any]:
             # An inventory Ansible cannot parse is an error, not a warning and an empty run.
             "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
             "ANSIBLE_NOCOLOR": "True",
+            # The ansible-playbook installed beside this Python (a virtualenv need not be active).
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         },
         # Our display renders events; env files would leave copies of vars on disk.
         "quiet": True,
@@ -143,11 +148,27 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
     # ansible-runner may finish writing the final events just after its thread ends.
     time.sleep(0.05)
     hosts = display.recap_counts()
+    artifacts = Path(kwargs["artifact_dir"]) / ident
+    error = ""
+    if runner.rc not in (0, None) and not display.failures and not cancel.requested.is_set():
+        error = _ansible_error(artifacts / "stdout")
     return RunResult(
         status=runner.status,
         ansible_rc=runner.rc,
         hosts=hosts,
-        artifacts=Path(kwargs["artifact_dir"]) / ident,
+        artifacts=artifacts,
         failures=list(display.failures),
         canceled=cancel.requested.is_set(),
+        error=error,
     )
+
+
+def _ansible_error(stdout: Path, max_lines: int = 12) -> str:
+    """Ansible's ERROR paragraph from a run's stdout, or its last lines."""
+    try:
+        lines = [ln.rstrip() for ln in stdout.read_text(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    start = next((i for i, ln in enumerate(lines) if ln.startswith(("ERROR", "[ERROR]"))), None)
+    chosen = lines[start:] if start is not None else lines[-max_lines:]
+    return "\n".join(ln for ln in chosen if ln.strip())[:2000]
