@@ -9,5 +9,7 @@ def _isolated_state(tmp_path, monkeypatch, request):
         return  # end-to-end tests drive the real project state on purpose
     monkeypatch.setenv("AGENTFACTORY_STATE_DIR", str(tmp_path / "state"))
     for var in ("AGENTFACTORY_INVENTORY", "AGENTFACTORY_LIMIT", "AGENTFACTORY_FORKS",
-                "AGENTFACTORY_VAULT_PASSWORD_FILE", "AGENTFACTORY_LAB"):
+                "AGENTFACTORY_VAULT_PASSWORD_FILE"):
         monkeypatch.delenv(var, raising=False)
+    # A lab of the tests' own (under the temporary state dir), never the operator's default lab.
+    monkeypatch.setenv("AGENTFACTORY_LAB", "unittest")
