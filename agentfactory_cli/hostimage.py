@@ -81,41 +81,56 @@ def image_recipe_label(image: str = IMAGE) -> str | None:
 
 
 def ensure_image(image: str = IMAGE, log=print) -> bool:
-    """Build the image unless an up-to-date one exists. Returns True when it built."""
+    """Build the host image unless an up-to-date one exists. Returns True when it built."""
     mirror = debian_mirror()
-    wanted = recipe_hash(mirror)
-    if image_recipe_label(image) == wanted:
+    return build_rootfs_image(
+        image, recipe_hash(mirror), PACKAGES, lambda rootfs: _customise(rootfs, mirror),
+        ['CMD ["/lib/systemd/systemd"]', "ENV container=docker"], log=log,
+    )
+
+
+def build_rootfs_image(image: str, recipe: str, packages: list[str], customise, changes: list[str],
+                       log=print) -> bool:
+    """debootstrap a minimal Debian, let `customise(rootfs)` adjust it, import it as `image`.
+
+    Skipped when `image` exists with the same recipe label. Returns True when it built.
+    """
+    if image_recipe_label(image) == recipe:
         return False
     if shutil.which("debootstrap") is None:
         raise LabError("debootstrap is not installed: run 'make deps' (or apt-get install debootstrap)")
-    log(f"Building host image {image} from {mirror} (debootstrap, about a minute)...")
+    mirror = debian_mirror()
+    log(f"Building image {image} from {mirror} (debootstrap, about a minute)...")
     build_root = state_dir() / "build"
     build_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=build_root) as tmp:
         rootfs = Path(tmp) / "rootfs"
-        cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+        cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
                SUITE, str(rootfs), mirror]
-        log("  " + " ".join(cmd))
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-15:])
             raise LabError(f"debootstrap failed (exit {res.returncode}):\n{tail}")
-        _customise(rootfs, mirror)
+        customise(rootfs)
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        imp = subprocess.run(
-            ["docker", "import",
-             "--change", 'CMD ["/lib/systemd/systemd"]',
-             "--change", "ENV container=docker",
-             "--change", f"LABEL agentfactory.recipe={wanted}",
-             "-", image],
-            stdin=tar.stdout, capture_output=True, text=True,
-        )
+        change_args = [arg for c in [*changes, f"LABEL agentfactory.recipe={recipe}"] for arg in ("--change", c)]
+        imp = subprocess.run(["docker", "import", *change_args, "-", image],
+                             stdin=tar.stdout, capture_output=True, text=True)
         tar.stdout.close()
         tar.wait()
         if imp.returncode != 0 or tar.returncode != 0:
             raise LabError(f"docker import of {image} failed: {imp.stderr.strip()}")
     log(f"Built {image}.")
     return True
+
+
+def strip_rootfs(rootfs: Path) -> None:
+    """Leave out what a running system does not need: package lists, docs, manuals, locales."""
+    for pattern in ("var/lib/apt/lists/*_*", "var/cache/apt/archives/*.deb", "var/cache/apt/*.bin"):
+        for f in rootfs.glob(pattern):
+            f.unlink()
+    for rel in ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale"):
+        shutil.rmtree(rootfs / rel, ignore_errors=True)
 
 
 def _customise(rootfs: Path, mirror: str) -> None:
