@@ -20,3 +20,20 @@ def state_dir() -> Path:
     """Runtime state (lab keys, runner artifacts, apt cache): never committed."""
     env = os.environ.get("AGENTFACTORY_STATE_DIR")
     return Path(env).resolve() if env else project_root() / ".agentfactory"
+
+
+def ensure_collection_link() -> None:
+    """Make the project importable as the collection agentfactory.fleet (FQCN module names).
+
+    ansible.cfg puts ./.ansible/collections on the collections path; the project root itself
+    is the collection, so a link there is all it takes (ansible-lint makes the same link).
+    """
+    root = project_root()
+    link = root / ".ansible" / "collections" / "ansible_collections" / "agentfactory" / "fleet"
+    if link.is_symlink() or link.exists():
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        link.symlink_to(root, target_is_directory=True)
+    except FileExistsError:
+        pass  # made by a concurrent run

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agentfactory_cli import errors
-from agentfactory_cli.paths import project_root, state_dir
+from agentfactory_cli.paths import ensure_collection_link, project_root, state_dir
 
 # Counters of the per-host recap, named as in ansible's own recap.
 RECAP_KEYS = ("ok", "changed", "failed", "unreachable", "skipped")
@@ -132,6 +132,7 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
     ident = new_ident(req.verb)
     kwargs = build_runner_kwargs(req, ident)
     Path(kwargs["private_data_dir"]).mkdir(parents=True, exist_ok=True)
+    ensure_collection_link()
     cancel = _Cancel()
     display.start(req)
     thread, runner = ansible_runner.run_async(
