@@ -232,7 +232,7 @@ class Lab:
                     h.name: {
                         "ansible_port": h.ssh_port,
                         # How the other hosts reach this one (Docker's DNS on the lab network).
-                        "agentfactory_address": h.name,
+                        "agentfactory_host_address": h.name,
                         "agentfactory_lab_ports": dict(sorted(h.ports.items())),
                     }
                     for h in hosts
