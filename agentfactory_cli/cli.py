@@ -128,7 +128,7 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
     from agentfactory_cli.runner import run_playbook
 
     req = playbook_request(args, log=lambda m: _err.print(f"[dim]{m}[/]"))
-    display = RunDisplay(json_mode=args.json, verbosity=args.verbose)
+    display = RunDisplay(json_mode=args.json, verbosity=args.verbose, show_diff=args.diff)
     try:
         result = run_playbook(req, display)
     finally:
@@ -184,11 +184,11 @@ def _print_lab(lab: Lab, json_mode: bool) -> None:
         table.add_row(h.name, h.state, ", ".join(running + others) or "[dim]none yet[/]",
                       f"127.0.0.1:{h.ssh_port}" if h.ssh_port else "-")
     Console(highlight=False).print(table)
-    urls = [f"{name} http://127.0.0.1:{h.ports[port]}" for h in hosts for name, port in PUBLISHED_PORTS.items()
-            if name != "ssh" and services[h.name].get(name) == "active" and port in h.ports]
-    if urls:
-        Console(highlight=False).print("Published on this machine: " + ", ".join(urls))
-    return
+    for h in hosts:
+        urls = [f"{name} http://127.0.0.1:{h.ports[port]}" for name, port in PUBLISHED_PORTS.items()
+                if name != "ssh" and services[h.name].get(name) == "active" and port in h.ports]
+        if urls:
+            Console(highlight=False, soft_wrap=True).print(f"{h.name}: " + ", ".join(urls))
     Console(highlight=False).print(table)
 
 

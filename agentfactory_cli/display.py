@@ -45,10 +45,11 @@ def failure_message(res: dict[str, Any], limit: int = 600) -> str:
 class RunDisplay:
     """Consumes ansible-runner events; renders progress and keeps the per-host counts."""
 
-    def __init__(self, json_mode: bool = False, verbosity: int = 0,
+    def __init__(self, json_mode: bool = False, verbosity: int = 0, show_diff: bool = False,
                  err: Console | None = None, out: Console | None = None):
         self.json_mode = json_mode
         self.verbosity = verbosity
+        self.show_diff = show_diff
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True)
         self.out = out or Console(highlight=False)
         self.counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(RECAP_KEYS, 0))
@@ -100,6 +101,8 @@ class RunDisplay:
         elif name in _COUNTED and host:
             self.in_flight.pop(host, None)
             self._count(name, host, data)
+            if self.show_diff and not self.verbosity and (data.get("res") or {}).get("diff") and ev.get("stdout"):
+                self.err.print(Text(ev["stdout"]))  # ansible's own rendering of the diff
         elif name == "playbook_on_stats":
             self.stats = {key: {} for key in RECAP_KEYS}
             for ours, theirs in _STATS_KEYS.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -33,7 +34,5 @@ def ensure_collection_link() -> None:
     if link.is_symlink() or link.exists():
         return
     link.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(FileExistsError):  # made by a concurrent run
         link.symlink_to(root, target_is_directory=True)
-    except FileExistsError:
-        pass  # made by a concurrent run

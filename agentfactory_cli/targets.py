@@ -11,10 +11,11 @@ else at the inventory name.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from agentfactory_cli.catalog import resolve_hosts as _catalog_resolve_hosts
 
 # Inventory variable that overrides the address Prometheus uses for a host.
 ADDRESS_VAR = "agentfactory_host_address"
@@ -29,70 +30,15 @@ class TargetError(ValueError):
     """The catalog or inventory cannot be turned into targets; the message names the culprit."""
 
 
-def _split_pattern(pattern: str | Sequence[str]) -> list[str]:
-    """Split an Ansible host pattern into terms (`a:b`, `a,b`, `a:!b`, `a:&b`)."""
-    if isinstance(pattern, str):
-        text = pattern.strip()
-        parts = text.split(",") if "," in text else text.split(":")
-    else:
-        parts = []
-        for item in pattern:
-            parts.extend(_split_pattern(str(item)))
-    return [p.strip() for p in parts if p.strip()]
-
-
-def _match_term(term: str, groups: Mapping[str, Sequence[str]], all_hosts: Sequence[str]) -> list[str]:
-    """Hosts one pattern term selects: a group, a host, `all`/`*`, a wildcard or a `~regex`."""
-    if term in ("all", "*"):
-        return list(all_hosts)
-    if term in groups:
-        return list(groups[term])
-    if term in all_hosts:
-        return [term]
-    if term.startswith("~"):
-        regex = re.compile(term[1:])
-        def matches(name: str) -> bool:
-            return regex.match(name) is not None
-    elif any(ch in term for ch in "*?["):
-        def matches(name: str) -> bool:
-            return fnmatch.fnmatchcase(name, term)
-    else:
-        return []
-    found: list[str] = []
-    for name, members in groups.items():
-        if name != "all" and matches(name):
-            found.extend(members)
-    found.extend(h for h in all_hosts if matches(h))
-    return found
-
-
 def resolve_hosts(pattern: str | Sequence[str], groups: Mapping[str, Sequence[str]]) -> list[str]:
-    """Inventory hosts an Ansible-style pattern selects, in inventory order, without duplicates.
+    """Inventory hosts an Ansible-style pattern selects, in inventory order.
 
-    Supports what catalogs use: group and host names, `all`, unions (`a:b`, `a,b`), intersections
-    (`a:&b`), exclusions (`a:!b`), shell wildcards (`web*`) and regexes (`~web[0-9]+`). Ansible
-    applies unions first, then intersections, then exclusions; so does this.
+    The pattern rules are the catalog validator's (`agentfactory_cli.catalog.resolve_hosts`),
+    so placement means the same thing everywhere; names that match nothing select no host here
+    (the validator reports them before any run).
     """
-    all_hosts = list(groups.get("all", []))
-    union: list[str] = []
-    intersections: list[set[str]] = []
-    exclusions: set[str] = set()
-    for term in _split_pattern(pattern):
-        if term.startswith("!"):
-            exclusions.update(_match_term(term[1:], groups, all_hosts))
-        elif term.startswith("&"):
-            intersections.append(set(_match_term(term[1:], groups, all_hosts)))
-        else:
-            union.extend(_match_term(term, groups, all_hosts))
-    if not union and intersections:
-        union = list(all_hosts)
-    selected = set(union)
-    for keep in intersections:
-        selected &= keep
-    selected -= exclusions
-    order = {h: i for i, h in enumerate(all_hosts)}
-    ordered = sorted(selected, key=lambda h: (order.get(h, len(order)), h))
-    return ordered
+    hosts, _complaints = _catalog_resolve_hosts(pattern, groups)
+    return hosts
 
 
 def host_address(host: str, hostvars: Mapping[str, Mapping[str, Any]] | None) -> str:
@@ -197,14 +143,29 @@ def memory_bytes(value: Any) -> int:
     return int(float(number) * _MEMORY_UNITS[unit.lower()])
 
 
-def agent_memory_limits(agents: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
-    """`[{name, bytes}]` for each catalog agent that sets `resources.memory`, in catalog order."""
+def agent_limits(agents: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """`[{name, memory_bytes, cpus}]` per catalog agent from `resources` (None where unset).
+
+    The prometheus role turns these into per-agent alert thresholds (a share of the limit).
+    """
     limits = []
     for agent in agents or []:
-        memory = (agent.get("resources") or {}).get("memory")
-        if memory not in (None, ""):
+        name = str(agent.get("name"))
+        resources = agent.get("resources") or {}
+        memory = resources.get("memory")
+        cpus = resources.get("cpus")
+        try:
+            memory_b = memory_bytes(memory) if memory not in (None, "") else None
+        except TargetError as exc:
+            raise TargetError(f"agent {name}: resources.memory: {exc}") from None
+        if cpus not in (None, ""):
             try:
-                limits.append({"name": str(agent["name"]), "bytes": memory_bytes(memory)})
-            except TargetError as exc:
-                raise TargetError(f"agent {agent.get('name')}: resources.memory: {exc}") from None
+                cpus = float(cpus)
+            except (TypeError, ValueError):
+                raise TargetError(f"agent {name}: resources.cpus must be a number, got {cpus!r}") from None
+            if isinstance(resources.get("cpus"), bool) or cpus <= 0:
+                raise TargetError(f"agent {name}: resources.cpus must be > 0, got {resources.get('cpus')!r}")
+        else:
+            cpus = None
+        limits.append({"name": name, "memory_bytes": memory_b, "cpus": cpus})
     return limits
