@@ -189,7 +189,6 @@ def _print_lab(lab: Lab, json_mode: bool) -> None:
                 if name != "ssh" and services[h.name].get(name) == "active" and port in h.ports]
         if urls:
             Console(highlight=False, soft_wrap=True).print(f"{h.name}: " + ", ".join(urls))
-    Console(highlight=False).print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
