@@ -43,6 +43,9 @@ LABEL = "agentfactory.lab"
 _RUN_OPTIONS = [
     # systemd as PID 1 without --privileged (TESTHOSTS.md: --privileged fails on our machines).
     "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
+    # SYS_PTRACE: the inner Docker's `docker exec` (and so container health checks) joins
+    # the namespaces of a container's process, which fails with "setns" errors without it.
+    "--cap-add", "SYS_PTRACE",
     "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
     "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
     "--tmpfs", "/run", "--tmpfs", "/run/lock",

@@ -1,0 +1,63 @@
+"""Every public role documents its interface twice, and the two must agree (STYLE.md, rule 1):
+the keys of defaults/main.yml are exactly the options of the `main` entry point in
+meta/argument_specs.yml, and each of them carries the role's prefix (`<role>_`).
+
+Internal roles (name starting with `_`, e.g. `_common`) have no public defaults and are skipped.
+"""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
+ROLES = sorted(
+    p.name for p in ROLES_DIR.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))
+) if ROLES_DIR.is_dir() else []
+
+
+def _load(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    assert data is None or isinstance(data, dict), f"{path} is not a YAML mapping"
+    return data or {}
+
+
+def _defaults(role: str) -> set[str]:
+    role_dir = ROLES_DIR / role / "defaults"
+    path = next((p for p in (role_dir / "main.yml", role_dir / "main.yaml") if p.is_file()), role_dir / "main.yml")
+    return set(_load(path))
+
+
+def _main_options(role: str) -> set[str] | None:
+    """Options of the `main` entry point, or None when the role has no argument spec at all."""
+    meta = ROLES_DIR / role / "meta"
+    for path in (meta / "argument_specs.yml", meta / "argument_specs.yaml", meta / "main.yml"):
+        specs = _load(path).get("argument_specs")
+        if specs is not None:
+            main = specs.get("main")
+            assert main is not None, f"{path}: argument_specs has no `main` entry point"
+            return set(main.get("options") or {})
+    return None
+
+
+@pytest.mark.skipif(not ROLES, reason="no public roles under roles/")
+@pytest.mark.parametrize("role", ROLES)
+def test_defaults_match_argument_specs(role):
+    defaults = _defaults(role)
+    options = _main_options(role)
+    if options is None:
+        assert not defaults, f"roles/{role}: defaults/main.yml has keys but meta/argument_specs.yml is missing"
+        return
+    missing = sorted(defaults - options)
+    extra = sorted(options - defaults)
+    assert not missing and not extra, (
+        f"roles/{role}: defaults without an argument spec: {missing}; "
+        f"argument specs without a default: {extra}"
+    )
+
+
+@pytest.mark.skipif(not ROLES, reason="no public roles under roles/")
+@pytest.mark.parametrize("role", ROLES)
+def test_defaults_carry_role_prefix(role):
+    unprefixed = sorted(k for k in _defaults(role) if not k.startswith(f"{role}_"))
+    assert not unprefixed, f"roles/{role}: defaults must start with '{role}_': {unprefixed}"
