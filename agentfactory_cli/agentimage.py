@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from agentfactory_cli import hostimage
-from agentfactory_cli.paths import project_root
+from agentfactory_cli.paths import project_root, state_dir
 
 REPOSITORY = "agentfactory/reference-agent"
 PACKAGES = ["python3", "python3-prometheus-client", "python3-yaml"]
@@ -65,3 +65,30 @@ def ensure_agent_image(log=print) -> str:
         log=log,
     )
     return ref
+
+
+def archive_path(version: str | None = None) -> Path:
+    return state_dir() / "images" / f"reference-agent-{version or agent_version()}.tar"
+
+
+def ensure_agent_archive(log=print) -> tuple[str, Path]:
+    """The reference agent image as a `docker save` tarball, for hosts with no registry.
+
+    Saved again only when the image changed (its id is kept beside the tarball).
+    """
+    from agentfactory_cli.engine import docker, ensure_engine
+
+    ensure_engine(log=log)
+    ref = ensure_agent_image(log=log)
+    image_id = docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+    path = archive_path()
+    stamp = path.with_suffix(".id")
+    if path.exists() and stamp.exists() and stamp.read_text().strip() == image_id:
+        return ref, path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log(f"Saving {ref} to {path}")
+    tmp = path.with_suffix(".tmp")
+    docker("save", "-o", str(tmp), ref)
+    tmp.replace(path)
+    stamp.write_text(image_id + "\n")
+    return ref, path

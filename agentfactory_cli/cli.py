@@ -15,13 +15,7 @@ from agentfactory_cli import __version__, errors
 from agentfactory_cli import inventory as inv
 from agentfactory_cli.lab import DEFAULT_LAB, PUBLISHED_PORTS, Lab
 from agentfactory_cli.runner import PlaybookRequest
-
-# Verbs that run one playbook each: verb -> (playbook, help).
-PLAYBOOK_VERBS = {
-    "bootstrap": ("bootstrap.yml", "install Docker and node_exporter on every host"),
-    "monitoring": ("monitoring.yml", "install Prometheus, Alertmanager and Grafana on the monitoring hosts"),
-    "site": ("site.yml", "everything, in order: bootstrap, then monitoring"),
-}
+from agentfactory_cli.verbs import VERBS, Verb, _image_push
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -37,6 +31,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -59,6 +63,8 @@ def _playbook_options() -> argparse.ArgumentParser:
                    help="file holding the vault password (env AGENTFACTORY_VAULT_PASSWORD_FILE)")
     g.add_argument("--json", action="store_true",
                    help="print one JSON document on stdout: {status, rc, hosts, artifacts}")
+    g.add_argument("--strict", action="store_true",
+                   help="refuse agent secrets that are not vault-encrypted")
     g.add_argument("--lab", default=_env("LAB", DEFAULT_LAB), metavar="NAME",
                    help="which lab's inventory is the default (env AGENTFACTORY_LAB; default 'lab')")
     return p
@@ -92,15 +98,32 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--json", action="store_true", help="machine-readable output")
 
     common = _playbook_options()
-    for verb, (playbook, text) in PLAYBOOK_VERBS.items():
-        verbs.add_parser(verb, parents=[common], help=text,
-                         description=f"{text} (playbooks/{playbook}).", epilog=errors.EXIT_CODES_HELP,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, verb in VERBS.items():
+        sp = verbs.add_parser(name, parents=[common], help=verb.help,
+                              description=f"{verb.help} (playbooks/{verb.playbook}).",
+                              epilog=errors.EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        if verb.agents:
+            sp.add_argument("-a", "--agent", action="append", metavar="NAME",
+                            help="only this agent (repeatable; default: every agent in the catalog)")
+        if name == "scale":
+            sp.add_argument("--replicas", type=_count, metavar="N", help="replicas per host (0 or more)")
+        if name == "destroy":
+            sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    image = verbs.add_parser("image", help="the reference agent's image: build it, push it to the registry",
+                             description="Build the reference agent image locally (no registry needed) "
+                                         "or push it to the on-prem registry over SSH.")
+    image_verbs = image.add_subparsers(dest="image_verb", metavar="ACTION", required=True)
+    image_verbs.add_parser("build", help="build the image and its `docker save` archive")
+    push = image_verbs.add_parser("push", parents=[common], help="put the image into the registry hosts' registry",
+                                  epilog=errors.EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    push.add_argument("--repository", default="agents/reference", help="repository in the registry")
     return parser
 
 
 def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
     """Turn parsed options into a run request, checking every input before anything runs."""
+    verb: Verb = _image_push_verb() if args.verb == "image" else VERBS[args.verb]
     raw_inventories = args.inventory or ([_env("INVENTORY")] if _env("INVENTORY") else None)
     inventories = inv.resolve(raw_inventories, lab_name=args.lab, log=log)
     vault_file = None
@@ -109,10 +132,14 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
         if not vault_file.is_file():
             raise errors.InvalidInput(f"vault password file not found: {args.vault_password_file}")
         vault_file = vault_file.resolve()
-    inv.load(inventories, limit=args.limit, vault_password_file=vault_file)
+    loaded = inv.load(inventories, limit=args.limit, vault_password_file=vault_file, strict=args.strict)
+    unknown = sorted(set(getattr(args, "agent", None) or []) - set(loaded.agent_names))
+    if unknown:
+        known = ", ".join(loaded.agent_names) or "none"
+        raise errors.InvalidInput(f"unknown agent(s): {', '.join(unknown)} (the catalog has: {known})")
     return PlaybookRequest(
-        verb=args.verb,
-        playbook=PLAYBOOK_VERBS[args.verb][0],
+        verb=args.verb if args.verb != "image" else "image-push",
+        playbook=verb.playbook,
         inventories=inventories,
         limit=args.limit,
         check=args.check,
@@ -120,7 +147,24 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
         verbosity=args.verbose,
         forks=int(args.forks) if args.forks else None,
         vault_password_file=vault_file,
+        extravars=verb.extravars(args) if verb.extravars else {},
     )
+
+
+def _image_push_verb() -> Verb:
+    return Verb("image.yml", "push the reference agent image", _image_push)
+
+
+def _confirm_destroy(args: argparse.Namespace, req: PlaybookRequest) -> None:
+    if args.yes or args.check:
+        return
+    what = ", ".join(args.agent) if args.agent else "EVERY agent in the catalog"
+    where = f" on {args.limit}" if args.limit else ""
+    if not sys.stdin.isatty():
+        raise errors.InvalidInput(f"destroy would remove {what}{where}: pass --yes to confirm (no terminal to ask)")
+    answer = input(f"Remove {what}{where}: containers, units, config and secrets? Type 'yes' to go on: ")
+    if answer.strip().lower() != "yes":
+        raise errors.AgentFactoryError("destroy cancelled; nothing was changed")
 
 
 def _run_playbook_verb(args: argparse.Namespace) -> int:
@@ -128,18 +172,42 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
     from agentfactory_cli.runner import run_playbook
 
     req = playbook_request(args, log=lambda m: _err.print(f"[dim]{m}[/]"))
+    if args.verb == "destroy":
+        _confirm_destroy(args, req)
     display = RunDisplay(json_mode=args.json, verbosity=args.verbose, show_diff=args.diff)
+    if args.verb == "status":
+        from agentfactory_cli.status import StatusDisplay
+
+        display = StatusDisplay(json_mode=args.json, verbosity=args.verbose)
+    elif args.verb == "check":
+        from agentfactory_cli.status import CheckDisplay
+
+        display = CheckDisplay(json_mode=args.json, verbosity=args.verbose)
     try:
         result = run_playbook(req, display)
     finally:
         display.stop()
     display.finish(result)
-    return result.exit_code
+    return display.exit_code(result)
+
+
+def _log(message: str) -> None:
+    _err.print(f"[dim]{message}[/]")
+
+
+def _image(args: argparse.Namespace) -> int:
+    if args.image_verb == "build":
+        from agentfactory_cli.agentimage import ensure_agent_archive
+
+        ref, archive = ensure_agent_archive(log=_log)
+        print(f"{ref}\t{archive}")
+        return errors.EXIT_OK
+    return _run_playbook_verb(args)
 
 
 def _lab(args: argparse.Namespace) -> int:
     lab = Lab(args.name)
-    log = lambda m: _err.print(f"[dim]{m}[/]")  # noqa: E731
+    log = _log
     if args.lab_verb == "image":
         from agentfactory_cli import engine, hostimage
 
@@ -200,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.verb == "lab":
             return _lab(args)
+        if args.verb == "image":
+            return _image(args)
         return _run_playbook_verb(args)
     except errors.AgentFactoryError as exc:
         _err.print(f"[red]error:[/] {exc}")

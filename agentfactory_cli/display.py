@@ -51,7 +51,8 @@ class RunDisplay:
         self.verbosity = verbosity
         self.show_diff = show_diff
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True)
-        self.out = out or Console(highlight=False)
+        # Logs and pipes get wide tables instead of rich's 80-column default.
+        self.out = out or Console(highlight=False, width=None if sys.stdout.isatty() else 160)
         self.counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(RECAP_KEYS, 0))
         self.stats: dict[str, dict[str, int]] | None = None
         self.in_flight: dict[str, str] = {}
@@ -148,6 +149,9 @@ class RunDisplay:
                           self.in_flight.get(host, "[dim]-[/]"),
                           str(c["ok"]), str(c["changed"]), str(c["failed"] + c["unreachable"]))
         return Group(head, table)
+
+    def exit_code(self, result: RunResult) -> int:
+        return result.exit_code
 
     def finish(self, result: RunResult) -> None:
         self.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentfactory_cli.errors import InvalidInput
@@ -19,7 +19,7 @@ from agentfactory_cli.lab import DEFAULT_LAB, Lab
 class Inventory:
     paths: list[Path]
     groups: dict[str, list[str]]  # group name -> host names, with "all"
-    from_lab: str | None = None  # the lab's name when no -i was given
+    agent_names: list[str] = field(default_factory=list)  # every agent of the catalog(s)
 
 
 def resolve(paths: list[str] | None, lab_name: str = DEFAULT_LAB, log=None) -> list[Path]:
@@ -43,8 +43,13 @@ def resolve(paths: list[str] | None, lab_name: str = DEFAULT_LAB, log=None) -> l
     )
 
 
-def load(paths: list[Path], limit: str | None = None, vault_password_file: Path | None = None) -> Inventory:
-    """Parse the inventory with Ansible's own loader; raise InvalidInput on anything wrong."""
+def load(paths: list[Path], limit: str | None = None, vault_password_file: Path | None = None,
+         strict: bool = False) -> Inventory:
+    """Parse the inventory and check the agent catalog with Ansible's own loader.
+
+    Raises InvalidInput on anything wrong, before any host is contacted. With `strict`,
+    agent secrets must be vault-encrypted.
+    """
     # Imported late: ansible's import is slow, and `--help` should not pay for it.
     from ansible import constants as C
     from ansible.errors import AnsibleError
@@ -77,7 +82,41 @@ def load(paths: list[Path], limit: str | None = None, vault_password_file: Path 
             raise InvalidInput(f"--limit {limit!r} matches no host in the inventory")
         manager.remove_restriction()
     groups = {name: sorted(h.name for h in group.get_hosts()) for name, group in manager.groups.items()}
-    return Inventory(paths=paths, groups=groups)
+    agent_names = _check_catalog(loader, manager, groups, strict=strict)
+    return Inventory(paths=paths, groups=groups, agent_names=agent_names)
+
+
+def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool) -> list[str]:
+    """Validate the agent catalog as every host sees it; all problems at once, or InvalidInput."""
+    from ansible.errors import AnsibleError
+    from ansible.vars.manager import VariableManager
+
+    from agentfactory_cli.catalog import CATALOG_VAR, DEFAULTS_VAR, validate_catalog
+
+    variables = VariableManager(loader=loader, inventory=manager)
+    problems: dict[str, None] = {}  # ordered set: the same catalog seen by many hosts
+    names: dict[str, None] = {}
+    seen: set[tuple[int, int]] = set()
+    for host in manager.get_hosts("all"):
+        try:
+            hostvars = variables.get_vars(host=host, include_hostvars=False)
+        except AnsibleError as exc:
+            reason = str(exc).strip().splitlines()[0]
+            hint = " (a vault-encrypted file needs --vault-password-file)" if "vault" in reason.lower() else ""
+            raise InvalidInput(f"variables of host {host.name} cannot be read: {reason}{hint}") from None
+        agents, defaults = hostvars.get(CATALOG_VAR), hostvars.get(DEFAULTS_VAR)
+        key = (id(agents), id(defaults))
+        if key in seen:
+            continue
+        seen.add(key)
+        for problem in validate_catalog(agents, groups, defaults=defaults, strict=strict):
+            problems[str(problem)] = None
+        if isinstance(agents, list):
+            names.update((a["name"], None) for a in agents if isinstance(a, dict) and isinstance(a.get("name"), str))
+    if problems:
+        lines = "\n  ".join(problems)
+        raise InvalidInput(f"the agent catalog has {len(problems)} problem(s):\n  {lines}")
+    return list(names)
 
 
 @contextmanager

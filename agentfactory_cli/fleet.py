@@ -1,0 +1,73 @@
+"""Which agents run on which host, replica by replica: the catalog as the agent role sees it.
+
+Plain functions over plain data (unit-tested in tests/unit/test_fleet.py), exposed to
+playbooks by the thin filter plugin plugins/filter/catalog.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from agentfactory_cli.catalog import normalise_agent, resolve_hosts, validate_catalog
+
+
+def replica_name(agent: str, index: int) -> str:
+    """Container name (docker) or unit instance (systemd) of one replica."""
+    return f"{agent}-{index}"
+
+
+def agents_for_host(
+    agents: Iterable[Mapping[str, Any]] | None,
+    host: str,
+    groups: Mapping[str, Sequence[str]],
+    defaults: Mapping[str, Any] | None = None,
+    only: Iterable[str] | None = None,
+    replicas: Mapping[str, int] | None = None,
+) -> list[dict[str, Any]]:
+    """The normalised catalog entries placed on `host`, each with its `replica_list`.
+
+    `only` keeps the named agents (the CLI's --agent); `replicas` overrides the replica count
+    of the named agents (the CLI's scale). Replica i listens on host port host_port + i.
+    """
+    wanted = set(only or [])
+    overrides = dict(replicas or {})
+    placed = []
+    for raw in agents or []:
+        agent = normalise_agent(raw, defaults)
+        name = agent.get("name")
+        if wanted and name not in wanted:
+            continue
+        if name in overrides:
+            agent["replicas"] = int(overrides[name])
+        hosts, _complaints = resolve_hosts(agent["hosts"], groups)
+        if host not in hosts:
+            continue
+        agent["replica_list"] = [
+            {"index": i, "name": replica_name(name, i), "host_port": int(agent["host_port"]) + i}
+            for i in range(int(agent["replicas"]))
+        ]
+        placed.append(agent)
+    return placed
+
+
+def catalog_problems(
+    agents: Any,
+    groups: Mapping[str, Sequence[str]],
+    defaults: Mapping[str, Any] | None = None,
+    strict: bool = False,
+) -> list[str]:
+    """Every catalog problem as one line each (empty when the catalog is valid)."""
+    return [str(p) for p in validate_catalog(agents, groups, defaults=defaults, strict=strict)]
+
+
+def unknown_agents(agents: Any, names: Iterable[str]) -> list[str]:
+    """Names asked for (--agent) that the catalog does not have."""
+    known = {a.get("name") for a in agents or [] if isinstance(a, Mapping)}
+    return sorted(set(names) - known)
+
+
+def health_spec(placed: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """What the agent_health module needs of each placed agent, and nothing more (no secrets)."""
+    keys = ("name", "runtime", "replicas", "host_port", "health")
+    return [{k: agent[k] for k in keys if k in agent} for agent in placed]

@@ -1,0 +1,150 @@
+"""Displays for the two reporting verbs: `status` (fleet health) and `check` (prerequisites).
+
+Both run a read-only playbook and read what its modules returned from ansible-runner's events.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from agentfactory_cli import errors
+from agentfactory_cli.display import RunDisplay
+from agentfactory_cli.runner import RunResult
+
+
+def _memory(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return "-"
+
+
+def fleet_summary(per_host: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
+    """Fold agent_health results from every host into per-agent totals and one replica list."""
+    agents: dict[str, dict[str, int]] = defaultdict(lambda: {"desired": 0, "running": 0, "healthy": 0, "hosts": 0})
+    replicas = []
+    for host in sorted(per_host):
+        res = per_host[host]
+        for name, summary in (res.get("agents") or {}).items():
+            total = agents[name]
+            for key in ("desired", "running", "healthy"):
+                total[key] += int(summary.get(key) or 0)
+            total["hosts"] += 1
+        replicas += [{"host": host, **r} for r in res.get("replicas") or []]
+    return dict(agents), replicas
+
+
+class StatusDisplay(RunDisplay):
+    """`agentfactory status`: one table of every replica, a line per agent, health as exit code."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.health: dict[str, dict[str, Any]] = {}
+
+    def event(self, ev: dict[str, Any]) -> bool:
+        data = ev.get("event_data", {})
+        res = data.get("res") or {}
+        if ev.get("event") == "runner_on_ok" and str(data.get("task_action", "")).endswith("agent_health"):
+            self.health[data.get("host")] = res
+        return super().event(ev)
+
+    def healthy(self) -> bool:
+        agents, _ = fleet_summary(self.health)
+        return all(a["healthy"] == a["desired"] for a in agents.values())
+
+    def exit_code(self, result: RunResult) -> int:
+        if result.exit_code != errors.EXIT_OK:
+            return result.exit_code
+        return errors.EXIT_OK if self.healthy() else errors.EXIT_HOST_FAILED
+
+    def finish(self, result: RunResult) -> None:
+        self.stop()
+        agents, replicas = fleet_summary(self.health)
+        if result.error:
+            self.err.print(Text(result.error, style="red"))
+        if self.json_mode:
+            doc = {**result.to_json(), "rc": self.exit_code(result), "healthy": self.healthy(),
+                   "agents": agents, "replicas": replicas}
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+            return
+        if replicas:
+            table = Table(title="Fleet status", title_justify="left")
+            for col in ("agent", "host", "replica", "state", "health", "latency", "restarts", "cpu", "memory"):
+                table.add_column(col, justify="right" if col in ("latency", "restarts", "cpu", "memory") else "left")
+            for r in replicas:
+                good = r.get("health") == "healthy"
+                health = Text(r.get("health") or "-", style="green" if good else "red")
+                if not good and r.get("error"):
+                    health.append(f" ({r['error']})", style="dim")
+                latency = f"{r['latency_ms']:.0f} ms" if isinstance(r.get("latency_ms"), int | float) else "-"
+                cpu = f"{r['cpu_percent']:.1f}%" if isinstance(r.get("cpu_percent"), int | float) else "-"
+                table.add_row(r.get("agent", "?"), r["host"], r.get("name", "?"), r.get("state") or "-", health,
+                              latency, str(r.get("restarts") if r.get("restarts") is not None else "-"), cpu,
+                              _memory(r.get("memory_bytes")))
+            self.out.print(table)
+        elif not result.failures:
+            self.out.print("No agents are placed on these hosts (agentfactory_agents is empty or matches none).")
+        for name, a in sorted(agents.items()):
+            style = "green" if a["healthy"] == a["desired"] else "red"
+            self.out.print(f"[{style}]{name}: {a['healthy']}/{a['desired']} healthy[/] "
+                           f"({a['running']} running on {a['hosts']} host(s))")
+        if result.exit_code != errors.EXIT_OK:
+            self.out.print(f"[red]Status incomplete (exit {result.exit_code}): see the messages above.[/]")
+        self.out.print(f"Artifacts: {result.artifacts}")
+
+
+class CheckDisplay(RunDisplay):
+    """`agentfactory check`: a verdict per host from playbooks/prechecks.yml."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.facts: dict[str, dict[str, Any]] = {}
+
+    def event(self, ev: dict[str, Any]) -> bool:
+        data = ev.get("event_data", {})
+        facts = ((data.get("res") or {}).get("ansible_facts") or {}).get("agentfactory_precheck")
+        if ev.get("event") == "runner_on_ok" and facts:
+            self.facts[data.get("host")] = facts
+        return super().event(ev)
+
+    def finish(self, result: RunResult) -> None:
+        self.stop()
+        if result.error:
+            self.err.print(Text(result.error, style="red"))
+        problems: dict[str, list[str]] = defaultdict(list)
+        for f in result.failures:
+            problems[f["host"]].append(f["message"] if f["kind"] == "failed" else f"unreachable: {f['message']}")
+        if self.json_mode:
+            hosts = {h: {**result.hosts.get(h, {}), "facts": self.facts.get(h, {}), "problems": problems.get(h, [])}
+                     for h in sorted(set(result.hosts) | set(self.facts))}
+            doc = {**result.to_json(), "hosts": hosts}
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+            return
+        self.out.print("[green]Inventory and agent catalog: valid[/]")
+        table = Table(title="Host checks", title_justify="left")
+        for col in ("host", "verdict", "os", "python", "systemd", "free /", "docker", "agents"):
+            table.add_column(col)
+        for host in sorted(set(result.hosts) | set(self.facts)):
+            f = self.facts.get(host, {})
+            bad = problems.get(host)
+            verdict = Text("problems" if bad else "ready", style="red" if bad else "green")
+            table.add_row(host, verdict, f.get("os", "-"), f.get("python", "-"),
+                          "yes" if f.get("systemd") else ("no" if f else "-"),
+                          f"{f['root_free_gb']} GB" if "root_free_gb" in f else "-",
+                          "running" if f.get("docker") else ("not yet" if f else "-"),
+                          ", ".join(f.get("agents") or []) or "-")
+        self.out.print(table)
+        for host, lines in sorted(problems.items()):
+            for line in lines:
+                self.out.print(f"[red]{host}[/]: {line}")
+        verdict = "ready" if result.exit_code == errors.EXIT_OK else "NOT ready"
+        self.out.print(f"Verdict: {verdict} (exit {result.exit_code})")

@@ -1,0 +1,72 @@
+"""The playbook-running verbs: which playbook each runs and which extra variables it passes.
+
+One table, so `--help`, the runner arguments and the README cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agentfactory_cli.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Verb:
+    playbook: str
+    help: str
+    # Extra variables for the playbook, from the parsed command line.
+    extravars: Callable[[argparse.Namespace], dict[str, Any]] | None = None
+    # Accepts --agent NAME (repeatable) to act on some agents only.
+    agents: bool = False
+
+
+def _action(action: str) -> Callable[[argparse.Namespace], dict[str, Any]]:
+    def extravars(args: argparse.Namespace) -> dict[str, Any]:
+        return {"agentfactory_action": action, "agentfactory_only_agents": list(args.agent or [])}
+
+    return extravars
+
+
+def _scale(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.agent or len(args.agent) != 1:
+        raise InvalidInput("scale takes exactly one --agent NAME")
+    if args.replicas is None:
+        raise InvalidInput("scale needs --replicas N (0 or more)")
+    return {"agentfactory_action": "deploy", "agentfactory_only_agents": args.agent,
+            "agentfactory_replicas": {args.agent[0]: args.replicas}}
+
+
+def _image_push(args: argparse.Namespace) -> dict[str, Any]:
+    from agentfactory_cli.agentimage import ensure_agent_archive
+
+    ref, archive = ensure_agent_archive()
+    return {"agentfactory_image": ref, "agentfactory_image_archive": str(archive),
+            "agentfactory_image_repository": args.repository}
+
+
+def _names(args: argparse.Namespace) -> dict[str, Any]:
+    return {"agentfactory_only_agents": list(args.agent or [])}
+
+
+VERBS: dict[str, Verb] = {
+    "check": Verb("prechecks.yml", "validate inventory and catalog, then check every host can take the roles"),
+    "bootstrap": Verb("bootstrap.yml", "install Docker and node_exporter on every host"),
+    "monitoring": Verb("monitoring.yml", "install Prometheus, Alertmanager and Grafana on the monitoring hosts"),
+    "registry": Verb("registry.yml", "install the on-prem image registry on the registry hosts"),
+    "deploy": Verb("agents.yml", "converge the agents to the catalog and wait until they are healthy",
+                   _action("deploy"), agents=True),
+    "start": Verb("agents.yml", "start the deployed replicas", _action("start"), agents=True),
+    "stop": Verb("agents.yml", "stop the replicas (they stay deployed)", _action("stop"), agents=True),
+    "restart": Verb("agents.yml", "restart the replicas and wait until they are healthy",
+                    _action("restart"), agents=True),
+    "scale": Verb("agents.yml", "set the replica count of one agent (until the next deploy)", _scale,
+                  agents=True),
+    "destroy": Verb("agents.yml", "remove agents: containers or units, config, secrets (asks first)",
+                    _action("destroy"), agents=True),
+    "status": Verb("health.yml", "fleet health: every replica's state, health, latency, restarts, CPU, memory",
+                   _names, agents=True),
+    "site": Verb("site.yml", "everything, in order: bootstrap, monitoring, registry, deploy"),
+}

@@ -1,0 +1,28 @@
+"""Filters over the agent catalog: thin shims over agentfactory_cli.fleet (tested there)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+try:
+    from agentfactory_cli import fleet as _fleet
+except ImportError:  # running from a checkout where the package is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from agentfactory_cli import fleet as _fleet
+
+
+class FilterModule:
+    """agentfactory_* filters used by the agent role and the agents playbook."""
+
+    def filters(self):
+        return {
+            # agents | agentfactory_agents_for_host(host, groups, defaults, only, replicas) -> placed agents
+            "agentfactory_agents_for_host": _fleet.agents_for_host,
+            # agents | agentfactory_catalog_problems(groups, defaults, strict) -> ["agent 'x': ..."]
+            "agentfactory_catalog_problems": _fleet.catalog_problems,
+            # placed agents | agentfactory_health_spec -> the agent_health module's `agents` option
+            "agentfactory_health_spec": _fleet.health_spec,
+            # agents | agentfactory_unknown_agents(names) -> names not in the catalog
+            "agentfactory_unknown_agents": _fleet.unknown_agents,
+        }
