@@ -8,6 +8,7 @@ other by name, as servers on one LAN do) and publish SSH and the monitoring port
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import time
@@ -154,6 +155,7 @@ class Lab:
             list(pool.map(self._make_ready, names))
         hosts = self.hosts()
         self._write_inventory(hosts)
+        self._seed_group_vars()
         return hosts
 
     def down(self, log=print) -> int:
@@ -169,6 +171,8 @@ class Lab:
         self.inventory_path.unlink(missing_ok=True)
         for f in (self.key, self.key.with_suffix(".pub")):
             f.unlink(missing_ok=True)
+        if self.name != DEFAULT_LAB:
+            shutil.rmtree(self.dir, ignore_errors=True)
         return len(hosts)
 
     # --- helpers ---------------------------------------------------------------------------
@@ -215,6 +219,14 @@ class Lab:
             if time.monotonic() > deadline:
                 raise LabError(f"{name}: sshd does not answer on 127.0.0.1:{port}")
             time.sleep(0.3)
+
+    def _seed_group_vars(self) -> None:
+        """A named lab starts with a copy of the default lab's group_vars (its agent catalog...),
+        which it may then change without touching the operator's lab."""
+        template = project_root() / "inventory" / "lab" / "group_vars"
+        target = self.inventory_path.parent / "group_vars"
+        if self.name != DEFAULT_LAB and template.is_dir() and not target.exists():
+            shutil.copytree(template, target)
 
     def _write_inventory(self, hosts: list[LabHost]) -> None:
         names = [h.name for h in hosts]

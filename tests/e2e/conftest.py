@@ -1,4 +1,4 @@
-"""End-to-end fixtures: a real lab of systemd hosts, driven through the `agentfactory` command."""
+"""End-to-end fixtures: one real lab of systemd hosts for the session, driven through the CLI."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ import pytest
 from labcli import LAB, agentfactory
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lab2():
-    """Two fresh hosts for one test module, removed afterwards even when a test fails."""
+    """Two fresh hosts for the whole session, removed afterwards even when a test fails."""
     agentfactory("lab", "down", "--name", LAB)
     agentfactory("lab", "up", "--name", LAB, "--hosts", "2", check=True)
     res = agentfactory("lab", "status", "--name", LAB, "--json", check=True)
     yield json.loads(res.stdout)
     agentfactory("lab", "down", "--name", LAB)
+
+
+@pytest.fixture(scope="session")
+def bootstrapped(lab2):
+    """The lab with Docker and node_exporter (a no-op when test_10_bootstrap already ran)."""
+    agentfactory("bootstrap", check=True)
+    return lab2

@@ -30,3 +30,21 @@ def run_json(*args: str) -> tuple[int, dict]:
         return res.returncode, json.loads(res.stdout)
     except json.JSONDecodeError:
         pytest.fail(f"stdout is not one JSON document:\n{res.stdout}\n--- stderr\n{res.stderr}")
+
+
+def lab_dir() -> Path:
+    from agentfactory_cli.lab import Lab
+
+    return Lab(LAB).dir
+
+
+def host_name(index: int) -> str:
+    return f"af-{LAB}-{index}"
+
+
+def on_host(index: int, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command on a lab host (as its console would), not through Ansible."""
+    res = subprocess.run(["docker", "exec", host_name(index), *command], capture_output=True, text=True, timeout=120)
+    if check and res.returncode != 0:
+        pytest.fail(f"{' '.join(command)} on {host_name(index)} exited {res.returncode}: {res.stderr}")
+    return res

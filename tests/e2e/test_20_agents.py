@@ -1,0 +1,142 @@
+"""Agents on the lab: deploy, idempotence, config change, scale, stop/start, a crash, destroy.
+
+Two agents from the reference image (shipped as a `docker save` archive) on two hosts; every
+check reads the real state, through `agentfactory status --json` or on the hosts themselves.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+from labcli import agentfactory, lab_dir, on_host, run_json
+
+from agentfactory_cli.agentimage import ensure_agent_archive
+
+
+def catalog(alpha_model: str = "small") -> dict:
+    ref, archive = ensure_agent_archive(log=lambda m: None)
+    common = {"image": ref, "image_source": "archive", "image_archive": str(archive),
+              "health": {"path": "/healthz", "interval": 2, "timeout": 2, "retries": 2},
+              "update": {"batch": 1, "health_timeout": 90, "rollback": True}}
+    return {"agentfactory_agents": [
+        {"name": "alpha", "replicas": 2, "host_port": 18100, "config": {"model": alpha_model}, **common},
+        {"name": "beta", "replicas": 1, "host_port": 18200, "config": {"model": "tiny"},
+         "secrets": {"API_KEY": "not-a-real-key"}, **common},
+    ]}
+
+
+def write_catalog(doc: dict) -> None:
+    path = lab_dir() / "group_vars" / "all" / "agents.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def status() -> tuple[int, dict]:
+    return run_json("status")
+
+
+def containers(host: int) -> dict[str, dict]:
+    """name -> {id, started} of the agent containers on a host."""
+    out = on_host(host, "docker", "ps", "-a", "--filter", "label=agentfactory.agent",
+                  "--format", "{{.Names}} {{.ID}} {{.Status}}").stdout
+    return {line.split()[0]: {"id": line.split()[1], "status": " ".join(line.split()[2:])}
+            for line in out.splitlines() if line.strip()}
+
+
+@pytest.fixture(scope="module")
+def deployed(bootstrapped):
+    write_catalog(catalog())
+    res = agentfactory("deploy")
+    assert res.returncode == 0, res.stdout + res.stderr
+    return bootstrapped
+
+
+def test_deploy_brings_every_replica_up_healthy(deployed):
+    code, doc = status()
+    assert code == 0, doc
+    assert doc["healthy"] is True
+    assert doc["agents"]["alpha"] == {"desired": 4, "running": 4, "healthy": 4, "hosts": 2}
+    assert doc["agents"]["beta"] == {"desired": 2, "running": 2, "healthy": 2, "hosts": 2}
+    assert sorted(containers(1)) == ["alpha-0", "alpha-1", "beta-0"]
+    # The secret is a file readable by the agent only, and is not in the container's env.
+    mode = on_host(1, "stat", "-c", "%a %u", "/etc/agentfactory/agents/beta/secrets/API_KEY").stdout.split()
+    assert mode == ["600", "10001"]
+    env = on_host(1, "docker", "inspect", "--format", "{{json .Config.Env}}", "beta-0").stdout
+    assert "not-a-real-key" not in env
+
+
+def test_second_deploy_changes_nothing(deployed):
+    code, doc = run_json("deploy")
+    assert code == 0
+    assert {h: c["changed"] for h, c in doc["hosts"].items()} == {"af-e2e-1": 0, "af-e2e-2": 0}
+
+
+def test_config_change_restarts_only_that_agent(deployed):
+    before = containers(1)
+    write_catalog(catalog(alpha_model="large"))
+    code, doc = run_json("deploy")
+    assert code == 0, doc
+    after = containers(1)
+    assert after["alpha-0"]["id"] != before["alpha-0"]["id"]
+    assert after["alpha-1"]["id"] != before["alpha-1"]["id"]
+    assert after["beta-0"]["id"] == before["beta-0"]["id"]
+    rendered = on_host(1, "cat", "/etc/agentfactory/agents/alpha/config.yml").stdout
+    assert "model: large" in rendered
+
+
+def test_scale_up_and_down(deployed):
+    assert agentfactory("scale", "--agent", "alpha", "--replicas", "3").returncode == 0
+    assert sorted(n for n in containers(2) if n.startswith("alpha")) == ["alpha-0", "alpha-1", "alpha-2"]
+    _code, doc = status()
+    assert doc["agents"]["alpha"]["healthy"] == 6
+    assert agentfactory("scale", "--agent", "alpha", "--replicas", "1").returncode == 0
+    assert sorted(n for n in containers(2) if n.startswith("alpha")) == ["alpha-0"]
+    # A deploy returns to the catalog's count.
+    assert agentfactory("deploy").returncode == 0
+    assert sorted(n for n in containers(2) if n.startswith("alpha")) == ["alpha-0", "alpha-1"]
+
+
+def test_stop_then_start(deployed):
+    assert agentfactory("stop", "--agent", "beta").returncode == 0
+    code, doc = status()
+    assert code == 2  # not every desired replica is healthy
+    beta = [r for r in doc["replicas"] if r["agent"] == "beta"]
+    assert {r["state"] for r in beta} == {"exited"}
+    assert agentfactory("start", "--agent", "beta").returncode == 0
+    code, doc = status()
+    assert code == 0 and doc["healthy"]
+
+
+def test_killed_replica_comes_back_and_status_shows_it(deployed):
+    pid = on_host(1, "docker", "inspect", "--format", "{{.State.Pid}}", "alpha-0").stdout.strip()
+    on_host(1, "kill", "-9", pid)  # the agent's process dies, as in a crash
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        code, doc = status()
+        replica = next(r for r in doc["replicas"] if r["host"] == "af-e2e-1" and r["name"] == "alpha-0")
+        if replica["restarts"] >= 1 and replica["health"] == "healthy":
+            break
+        time.sleep(2)
+    assert replica["restarts"] >= 1, replica
+    assert replica["health"] == "healthy", replica
+    assert code == 0
+
+
+def test_unknown_agent_is_invalid_input(deployed):
+    res = agentfactory("stop", "--agent", "gamma")
+    assert res.returncode == 4
+    assert "unknown agent(s): gamma" in res.stderr
+
+
+def test_destroy_leaves_nothing_behind(deployed):
+    res = agentfactory("destroy", "--agent", "beta")  # no terminal: refuses without --yes
+    assert res.returncode == 4 and "--yes" in res.stderr
+    assert "beta-0" in containers(1)
+    assert agentfactory("destroy", "--agent", "beta", "--yes").returncode == 0
+    for host in (1, 2):
+        assert not [n for n in containers(host) if n.startswith("beta")]
+        assert on_host(host, "test", "-e", "/etc/agentfactory/agents/beta", check=False).returncode == 1
+    _code, doc = status()
+    assert "beta" not in doc["agents"] or doc["agents"]["beta"]["running"] == 0

@@ -1,0 +1,51 @@
+"""Placement of agents on hosts, replica by replica (what the agent role converges to)."""
+
+from agentfactory_cli.fleet import agents_for_host, catalog_problems, health_spec, unknown_agents
+
+GROUPS = {"all": ["a1", "a2", "gpu1"], "agent_hosts": ["a1", "a2"], "gpu": ["gpu1"]}
+CATALOG = [
+    {"name": "chat", "image": "r/chat:1", "replicas": 2, "host_port": 18080, "secrets": {"K": "v"}},
+    {"name": "vision", "image": "r/vision:1", "hosts": "gpu", "port": 9000},
+    {"name": "idle", "image": "r/idle:1", "replicas": 0, "host_port": 19000},
+]
+
+
+def test_agents_follow_their_placement():
+    assert [a["name"] for a in agents_for_host(CATALOG, "a1", GROUPS)] == ["chat", "idle"]
+    assert [a["name"] for a in agents_for_host(CATALOG, "gpu1", GROUPS)] == ["vision"]
+
+
+def test_replicas_get_names_and_consecutive_host_ports():
+    chat = agents_for_host(CATALOG, "a2", GROUPS)[0]
+    assert chat["replica_list"] == [
+        {"index": 0, "name": "chat-0", "host_port": 18080},
+        {"index": 1, "name": "chat-1", "host_port": 18081},
+    ]
+    vision = agents_for_host(CATALOG, "gpu1", GROUPS)[0]
+    assert vision["replica_list"] == [{"index": 0, "name": "vision-0", "host_port": 9000}]  # host_port = port
+    assert agents_for_host(CATALOG, "a1", GROUPS)[1]["replica_list"] == []
+
+
+def test_only_and_replica_overrides():
+    placed = agents_for_host(CATALOG, "a1", GROUPS, only=["chat"], replicas={"chat": 3})
+    assert [a["name"] for a in placed] == ["chat"]
+    assert [r["host_port"] for r in placed[0]["replica_list"]] == [18080, 18081, 18082]
+
+
+def test_defaults_layer_under_each_agent():
+    placed = agents_for_host(CATALOG, "a1", GROUPS, defaults={"health": {"timeout": 9}, "config": {"model": "m"}})
+    assert placed[0]["health"] == {"path": "/healthz", "interval": 10, "timeout": 9, "retries": 3}
+    assert placed[0]["config"] == {"model": "m"}
+
+
+def test_health_spec_carries_no_secrets():
+    spec = health_spec(agents_for_host(CATALOG, "a1", GROUPS))
+    assert spec[0] == {"name": "chat", "runtime": "docker", "replicas": 2, "host_port": 18080,
+                       "health": {"path": "/healthz", "interval": 10, "timeout": 5, "retries": 3}}
+    assert all("secrets" not in s for s in spec)
+
+
+def test_problems_and_unknown_names():
+    assert catalog_problems(CATALOG, GROUPS) == []
+    assert any("replicas" in p for p in catalog_problems([{**CATALOG[0], "replicas": -2}], GROUPS))
+    assert unknown_agents(CATALOG, ["chat", "nope", "zzz"]) == ["nope", "zzz"]

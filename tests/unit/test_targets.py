@@ -1,0 +1,184 @@
+"""Prometheus file_sd targets from the inventory and the agent catalog (agentfactory_cli.targets)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentfactory_cli import targets as t
+
+GROUPS = {
+    "all": ["mon1", "agent1", "agent2", "gpu1", "db1"],
+    "ungrouped": ["db1"],
+    "monitoring": ["mon1"],
+    "agent_hosts": ["agent1", "agent2", "gpu1"],
+    "gpu": ["gpu1"],
+}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("agent_hosts", ["agent1", "agent2", "gpu1"]),
+        ("all", ["mon1", "agent1", "agent2", "gpu1", "db1"]),
+        ("*", ["mon1", "agent1", "agent2", "gpu1", "db1"]),
+        ("agent1", ["agent1"]),
+        ("monitoring:gpu", ["mon1", "gpu1"]),
+        ("monitoring,gpu", ["mon1", "gpu1"]),
+        ("agent_hosts:!gpu", ["agent1", "agent2"]),
+        ("agent_hosts:&gpu", ["gpu1"]),
+        ("agent*", ["agent1", "agent2", "gpu1"]),  # agent_hosts (group) and agent1/2 (hosts)
+        ("~agent[0-9]", ["agent1", "agent2"]),
+        ("nosuchgroup", []),
+        ("gpu:gpu:gpu1", ["gpu1"]),
+        (["monitoring", "db1"], ["mon1", "db1"]),
+    ],
+)
+def test_resolve_hosts(pattern, expected):
+    assert t.resolve_hosts(pattern, GROUPS) == expected
+
+
+def test_resolve_hosts_keeps_inventory_order():
+    assert t.resolve_hosts("gpu:mon1:agent1", GROUPS) == ["mon1", "agent1", "gpu1"]
+
+
+def test_host_address_prefers_override_then_ansible_host():
+    hostvars = {
+        "a": {"agentfactory_host_address": "10.0.0.5", "ansible_host": "127.0.0.1"},
+        "b": {"ansible_host": "b.example"},
+        "c": {},
+    }
+    assert t.host_address("a", hostvars) == "10.0.0.5"
+    assert t.host_address("b", hostvars) == "b.example"
+    assert t.host_address("c", hostvars) == "c"
+    assert t.host_address("d", None) == "d"
+
+
+def test_node_targets_every_host_with_port():
+    got = t.node_targets(GROUPS, {"mon1": {"ansible_host": "fd00::1"}}, port=9100)
+    assert got[0] == {"targets": ["[fd00::1]:9100"], "labels": {"host": "mon1"}}
+    assert [g["labels"]["host"] for g in got] == GROUPS["all"]
+    assert got[1]["targets"] == ["agent1:9100"]
+
+
+def test_node_targets_pattern_and_port_checked():
+    assert t.node_targets(GROUPS, port="9200", pattern="monitoring") == [
+        {"targets": ["mon1:9200"], "labels": {"host": "mon1"}}
+    ]
+    with pytest.raises(t.TargetError, match="1-65535"):
+        t.node_targets(GROUPS, port=70000)
+
+
+@pytest.mark.parametrize("catalog", [None, []])
+def test_empty_catalog_gives_empty_valid_file(catalog):
+    got = t.agent_targets(catalog, GROUPS, {})
+    assert got == []
+    assert json.dumps(got) == "[]"
+
+
+def test_agent_replicas_on_each_host():
+    catalog = [
+        {"name": "support-bot", "replicas": 2, "host_port": 18080, "hosts": "agent_hosts:!gpu",
+         "metrics": {"path": "/metrics"}},
+        {"name": "trainer", "replicas": 1, "host_port": 19000, "hosts": "gpu",
+         "metrics": {"path": "/custom/metrics"}},
+    ]
+    got = t.agent_targets(catalog, GROUPS, {"agent2": {"agentfactory_host_address": "10.1.1.2"}})
+    assert [(g["targets"][0], g["labels"]["agent"], g["labels"]["replica"]) for g in got] == [
+        ("agent1:18080", "support-bot", "0"),
+        ("agent1:18081", "support-bot", "1"),
+        ("10.1.1.2:18080", "support-bot", "0"),
+        ("10.1.1.2:18081", "support-bot", "1"),
+        ("gpu1:19000", "trainer", "0"),
+    ]
+    assert got[2]["labels"] == {
+        "agent": "support-bot", "host": "agent2", "replica": "0", "__metrics_path__": "/metrics",
+    }
+    assert got[4]["labels"]["__metrics_path__"] == "/custom/metrics"
+
+
+def test_agent_defaults_hosts_and_metrics_path():
+    got = t.agent_targets([{"name": "a", "replicas": 1, "host_port": 8000}], GROUPS)
+    assert [g["labels"]["host"] for g in got] == ["agent1", "agent2", "gpu1"]
+    assert {g["labels"]["__metrics_path__"] for g in got} == {"/metrics"}
+
+
+def test_zero_replicas_and_unmatched_hosts_give_no_targets():
+    catalog = [
+        {"name": "idle", "replicas": 0, "host_port": 8000, "hosts": "agent_hosts"},
+        {"name": "nowhere", "replicas": 3, "host_port": 8100, "hosts": "nosuchgroup"},
+    ]
+    assert t.agent_targets(catalog, GROUPS) == []
+
+
+@pytest.mark.parametrize(
+    ("agent", "message"),
+    [
+        ({"replicas": 1, "host_port": 8000}, r"agentfactory_agents\[0\] has no name"),
+        ({"name": "x", "replicas": 1}, "agent x: host_port is required"),
+        ({"name": "x", "replicas": -1, "host_port": 8000}, "agent x: replicas"),
+        ({"name": "x", "replicas": True, "host_port": 8000}, "agent x: replicas"),
+        ({"name": "x", "replicas": 3, "host_port": 65534}, r"agent x: host_port \+ replicas - 1"),
+        ({"name": "x", "replicas": 1, "host_port": "http"}, "agent x: host_port must be an integer"),
+        ({"name": "x", "replicas": 1, "host_port": 80, "metrics": {"path": "m"}}, "metrics.path"),
+    ],
+)
+def test_agent_errors_name_the_agent(agent, message):
+    with pytest.raises(t.TargetError, match=message):
+        t.agent_targets([agent], GROUPS)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("512m", 512 * 1024**2), ("2g", 2 * 1024**3), ("2G", 2 * 1024**3), ("1.5g", int(1.5 * 1024**3)),
+     ("64k", 65536), ("1048576", 1048576), (1024, 1024), ("256mb", 256 * 1024**2)],
+)
+def test_memory_bytes(text, expected):
+    assert t.memory_bytes(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["lots", "12x", "", True, "-1m"])
+def test_memory_bytes_rejects(bad):
+    with pytest.raises(t.TargetError):
+        t.memory_bytes(bad)
+
+
+def test_agent_limits():
+    catalog = [
+        {"name": "a", "resources": {"memory": "512m", "cpus": 0.5}},
+        {"name": "b", "resources": {"cpus": 2}},
+        {"name": "c"},
+    ]
+    assert t.agent_limits(catalog) == [
+        {"name": "a", "memory_bytes": 512 * 1024**2, "cpus": 0.5},
+        {"name": "b", "memory_bytes": None, "cpus": 2.0},
+        {"name": "c", "memory_bytes": None, "cpus": None},
+    ]
+    assert t.agent_limits(None) == []
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [({"memory": "huge"}, r"agent z: resources\.memory"), ({"cpus": 0}, r"agent z: resources\.cpus"),
+     ({"cpus": "many"}, r"agent z: resources\.cpus"), ({"cpus": True}, r"agent z: resources\.cpus")],
+)
+def test_agent_limits_errors(resources, message):
+    with pytest.raises(t.TargetError, match=message):
+        t.agent_limits([{"name": "z", "resources": resources}])
+
+
+def test_filter_plugin_exposes_the_functions():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "plugins" / "filter" / "targets.py"
+    spec = importlib.util.spec_from_file_location("af_filter_targets", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    filters = module.FilterModule().filters()
+    assert filters["agentfactory_agent_targets"](None, GROUPS, {}) == []
+    from ansible.errors import AnsibleFilterError
+
+    with pytest.raises(AnsibleFilterError, match="agent x"):
+        filters["agentfactory_agent_targets"]([{"name": "x", "replicas": 1}], GROUPS, {})
