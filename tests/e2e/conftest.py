@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from labcli import LAB, agentfactory
@@ -10,12 +11,19 @@ from labcli import LAB, agentfactory
 
 @pytest.fixture(scope="session")
 def lab2():
-    """Two fresh hosts for the whole session, removed afterwards even when a test fails."""
-    agentfactory("lab", "down", "--name", LAB)
+    """Two fresh hosts for the whole session, removed afterwards even when a test fails.
+
+    AGENTFACTORY_E2E_KEEP_LAB=1 keeps the lab between runs (for working on one test); the
+    tests that expect bare hosts then skip.
+    """
+    keep = os.environ.get("AGENTFACTORY_E2E_KEEP_LAB") == "1"
+    if not keep:
+        agentfactory("lab", "down", "--name", LAB)
     agentfactory("lab", "up", "--name", LAB, "--hosts", "2", check=True)
     res = agentfactory("lab", "status", "--name", LAB, "--json", check=True)
-    yield json.loads(res.stdout)
-    agentfactory("lab", "down", "--name", LAB)
+    yield {**json.loads(res.stdout), "kept": keep}
+    if not keep:
+        agentfactory("lab", "down", "--name", LAB)
 
 
 @pytest.fixture(scope="session")

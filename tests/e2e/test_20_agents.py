@@ -90,7 +90,10 @@ def test_scale_up_and_down(deployed):
     assert agentfactory("scale", "--agent", "alpha", "--replicas", "3").returncode == 0
     assert sorted(n for n in containers(2) if n.startswith("alpha")) == ["alpha-0", "alpha-1", "alpha-2"]
     _code, doc = status()
-    assert doc["agents"]["alpha"]["healthy"] == 6
+    alpha = [r for r in doc["replicas"] if r["agent"] == "alpha"]
+    assert len(alpha) == 6 and all(r["health"] == "healthy" for r in alpha)
+    # Status measures against the catalog: the third replica on each host is beyond it.
+    assert sorted(r["name"] for r in alpha if not r["desired"]) == ["alpha-2", "alpha-2"]
     assert agentfactory("scale", "--agent", "alpha", "--replicas", "1").returncode == 0
     assert sorted(n for n in containers(2) if n.startswith("alpha")) == ["alpha-0"]
     # A deploy returns to the catalog's count.

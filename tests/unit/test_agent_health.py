@@ -346,6 +346,13 @@ def test_systemd_unit_missing_unset_and_crash_looping():
     assert looping["uptime_seconds"] is None
 
 
+def test_proc_cpu_nsec():
+    stat = "4242 (python3 agent (x)) S 1 4242 4242 0 -1 4194560 2100 0 0 0 150 50 0 0 20 0 3 0 12345 0 0"
+    assert ah._proc_cpu_nsec(stat, 100) == 2_000_000_000  # (150 + 50) ticks at 100 per second
+    assert ah._proc_cpu_nsec("4242 (x) S 1", 100) is None
+    assert ah._proc_cpu_nsec("", 100) is None
+
+
 def test_unit_hints_from_environment_and_files():
     props = {
         "Environment": 'AGENT_NAME=sysagent "AGENT_HEALTH_PATH=/health z" AGENT_PORT=1',
@@ -626,6 +633,24 @@ def test_probe_non_2xx_is_unhealthy_and_redirects_are_not_followed(http_port, pa
     assert (result["ok"], result["http_status"], result["error"]) == (False, status, f"HTTP {status}")
 
 
+def test_probe_connection_closed_without_an_answer():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def hang_up():
+            conn, _ = listener.accept()
+            conn.recv(1024)
+            conn.close()
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        result = ah._probe(f"http://127.0.0.1:{listener.getsockname()[1]}/healthz", 2)
+        thread.join(5)
+    assert (result["ok"], result["http_status"]) == (False, None)
+    assert result["error"] == "connection closed without a response"
+
+
 def test_probe_refused_and_timeout(http_port):
     refused = ah._probe(f"http://127.0.0.1:{_free_port()}/healthz", 2)
     assert (refused["ok"], refused["http_status"], refused["error"]) == (False, None, "connection refused")
@@ -795,6 +820,18 @@ def test_main_discovers_containers_and_units(host):
     # probes go to loopback only, with the default timeout
     assert {url.split("/")[2].split(":")[0] for url, _ in host["probed"]} == {"127.0.0.1"}
     assert {timeout for _, timeout in host["probed"]} == {5.0}
+
+
+def test_main_samples_the_main_process_without_cpu_accounting(host, monkeypatch):
+    host["fake"] = FakeHost(
+        units=[unit_show("agentfactory-w@0.service", cpu="[not set]") + "\nMainPID=4242"],
+    )
+    samples = iter([1_000_000_000, 1_250_000_000])
+    monkeypatch.setattr(mod, "_process_cpu_nsec", lambda pid: next(samples) if pid == 4242 else None)
+    result = run_module({"agents": [{"name": "w", "runtime": "systemd", "host_port": 19000}]})
+    (unit,) = result["replicas"]
+    assert unit["cpu_percent"] == 50.0  # 0.25 s of CPU in the 0.5 s between the samples
+    assert unit["memory_bytes"] == 41_943_040
 
 
 def test_main_with_the_catalog_reports_missing_replicas(host):
