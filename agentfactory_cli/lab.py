@@ -31,6 +31,7 @@ PUBLISHED_PORTS = {
     "prometheus": 9090,
     "alertmanager": 9093,
     "grafana": 3000,
+    "registry": 5000,
 }
 # The services `lab status` reports on each host: our name -> systemd unit (Debian's names).
 SERVICE_UNITS = {
@@ -39,6 +40,7 @@ SERVICE_UNITS = {
     "prometheus": "prometheus",
     "alertmanager": "prometheus-alertmanager",
     "grafana": "grafana-server",
+    "registry": "docker-registry",
 }
 LABEL = "agentfactory.lab"
 _RUN_OPTIONS = [
@@ -255,6 +257,7 @@ class Lab:
                 "children": {
                     "agent_hosts": {"hosts": {n: None for n in names}},
                     "monitoring": {"hosts": {names[0]: None}},
+                    "registry": {"hosts": {names[0]: None}},
                 },
             }
         }
