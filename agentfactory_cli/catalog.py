@@ -84,6 +84,7 @@ _MEMORY_UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 FIELDS = (
     "name", "runtime", "image", "image_source", "image_archive", "command", "replicas", "port",
     "host_port", "hosts", "env", "secrets", "config", "health", "metrics", "resources", "update",
+    "gateway",
 )
 
 
@@ -176,6 +177,13 @@ _AGENT_PROPERTIES: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
         "properties": {"path": _http_path("an HTTP path starting with '/', without spaces")},
         "description": "a mapping with the key path",
+    },
+    # The HAProxy gateway's frontend for this agent (on the hosts in group `gateway`).
+    "gateway": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"port": _port("the gateway's frontend port for this agent")},
+        "description": "a mapping with the key port",
     },
     "resources": {
         "type": "object",

@@ -49,6 +49,7 @@ agentfactory_agents:
     config: {model: small, temperature: 0.2}
     health: {path: /healthz, interval: 10, timeout: 5, retries: 3}
     metrics: {path: /metrics}
+    gateway: {port: 28080}
     resources: {cpus: 1.0, memory: 512m}
     update: {batch: 1, health_timeout: 60, rollback: true}
   - name: batch-worker
