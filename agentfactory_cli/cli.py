@@ -44,6 +44,15 @@ def _count(text: str) -> int:
     return value
 
 
+def _batch(text: str) -> int | str:
+    """A batch size: a whole number >= 1, or a percentage 1%-100% (as Ansible's `serial`)."""
+    if text.endswith("%") and text[:-1].isdigit() and 1 <= int(text[:-1]) <= 100:
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected a number >= 1 or a percentage like 25%, got {text!r}")
+
+
 def _playbook_options() -> argparse.ArgumentParser:
     """Options shared by every playbook-running verb; each declared once, with its env variable."""
     p = argparse.ArgumentParser(add_help=False)
@@ -107,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help="only this agent (repeatable; default: every agent in the catalog)")
         if name == "scale":
             sp.add_argument("--replicas", type=_count, metavar="N", help="replicas per host (0 or more)")
+        if name == "update":
+            sp.add_argument("--image", metavar="TAG", help="new image tag (or a whole reference) for this run")
+            sp.add_argument("--batch", type=_batch, metavar="N|N%",
+                            help="hosts per batch (default: the agent's update.batch)")
         if name == "destroy":
             sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
@@ -137,6 +150,14 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
     if unknown:
         known = ", ".join(loaded.agent_names) or "none"
         raise errors.InvalidInput(f"unknown agent(s): {', '.join(unknown)} (the catalog has: {known})")
+    extravars = verb.extravars(args, loaded) if verb.extravars else {}
+    targets = []
+    if args.verb == "update":
+        from agentfactory_cli.catalog import resolve_hosts
+
+        targets, _ = resolve_hosts(loaded.agents[args.agent[0]]["hosts"], loaded.groups)
+        if args.limit:
+            targets = [h for h in targets if h in loaded.limited]
     return PlaybookRequest(
         verb=args.verb if args.verb != "image" else "image-push",
         playbook=verb.playbook,
@@ -147,7 +168,8 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
         verbosity=args.verbose,
         forks=int(args.forks) if args.forks else None,
         vault_password_file=vault_file,
-        extravars=verb.extravars(args) if verb.extravars else {},
+        extravars=extravars,
+        targets=targets,
     )
 
 
@@ -183,6 +205,12 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
         from agentfactory_cli.status import CheckDisplay
 
         display = CheckDisplay(json_mode=args.json, verbosity=args.verbose)
+    elif args.verb == "update":
+        from agentfactory_cli.status import UpdateDisplay
+
+        agent = req.extravars["agentfactory_update_agent"]
+        display = UpdateDisplay(agent=agent, placed=req.targets, json_mode=args.json,
+                                verbosity=args.verbose, show_diff=args.diff)
     try:
         result = run_playbook(req, display)
     finally:

@@ -24,14 +24,17 @@ def agents_for_host(
     defaults: Mapping[str, Any] | None = None,
     only: Iterable[str] | None = None,
     replicas: Mapping[str, int] | None = None,
+    images: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The normalised catalog entries placed on `host`, each with its `replica_list`.
 
     `only` keeps the named agents (the CLI's --agent); `replicas` overrides the replica count
-    of the named agents (the CLI's scale). Replica i listens on host port host_port + i.
+    of the named agents (the CLI's scale), `images` their image (update --image). Replica i
+    listens on host port host_port + i.
     """
     wanted = set(only or [])
     overrides = dict(replicas or {})
+    new_images = dict(images or {})
     placed = []
     for raw in agents or []:
         agent = normalise_agent(raw, defaults)
@@ -40,6 +43,8 @@ def agents_for_host(
             continue
         if name in overrides:
             agent["replicas"] = int(overrides[name])
+        if name in new_images:
+            agent["image"] = new_images[name]
         hosts, _complaints = resolve_hosts(agent["hosts"], groups)
         if host not in hosts:
             continue
@@ -71,3 +76,17 @@ def health_spec(placed: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """What the agent_health module needs of each placed agent, and nothing more (no secrets)."""
     keys = ("name", "runtime", "replicas", "host_port", "health")
     return [{k: agent[k] for k in keys if k in agent} for agent in placed]
+
+
+def with_tag(image: str, new: str) -> str:
+    """`new` when it is a whole image reference, else `image` with its tag replaced by `new`."""
+    if ":" in new or "/" in new:
+        return new
+    last = image.rsplit("/", 1)[-1]
+    base = image[: len(image) - len(last)] + last.split(":", 1)[0].split("@", 1)[0]
+    return f"{base}:{new}"
+
+
+def env_dict(env: Iterable[str] | None) -> dict[str, str]:
+    """Docker's Config.Env (["K=V", ...]) as a mapping."""
+    return dict(item.split("=", 1) if "=" in item else (item, "") for item in env or [])

@@ -20,6 +20,8 @@ class Inventory:
     paths: list[Path]
     groups: dict[str, list[str]]  # group name -> host names, with "all"
     agent_names: list[str] = field(default_factory=list)  # every agent of the catalog(s)
+    agents: dict = field(default_factory=dict)  # name -> the agent, normalised (first host's view)
+    limited: list[str] = field(default_factory=list)  # the hosts --limit keeps (all when no limit)
 
 
 def resolve(paths: list[str] | None, lab_name: str = DEFAULT_LAB, log=None) -> list[Path]:
@@ -74,6 +76,7 @@ def load(paths: list[Path], limit: str | None = None, vault_password_file: Path 
     hosts = manager.get_hosts("all")
     if not hosts:
         raise InvalidInput(f"inventory {', '.join(map(str, paths))} has no hosts")
+    matched = hosts
     if limit:
         with _collect_warnings([]):
             manager.subset(limit)
@@ -82,20 +85,24 @@ def load(paths: list[Path], limit: str | None = None, vault_password_file: Path 
             raise InvalidInput(f"--limit {limit!r} matches no host in the inventory")
         manager.remove_restriction()
     groups = {name: sorted(h.name for h in group.get_hosts()) for name, group in manager.groups.items()}
-    agent_names = _check_catalog(loader, manager, groups, strict=strict)
-    return Inventory(paths=paths, groups=groups, agent_names=agent_names)
+    agents = _check_catalog(loader, manager, groups, strict=strict)
+    return Inventory(paths=paths, groups=groups, agent_names=list(agents), agents=agents,
+                     limited=[h.name for h in matched])
 
 
-def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool) -> list[str]:
-    """Validate the agent catalog as every host sees it; all problems at once, or InvalidInput."""
+def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool) -> dict[str, dict]:
+    """Validate the agent catalog as every host sees it; all problems at once, or InvalidInput.
+
+    Returns the agents by name, normalised.
+    """
     from ansible.errors import AnsibleError
     from ansible.vars.manager import VariableManager
 
-    from agentfactory_cli.catalog import CATALOG_VAR, DEFAULTS_VAR, validate_catalog
+    from agentfactory_cli.catalog import CATALOG_VAR, DEFAULTS_VAR, normalise_agent, validate_catalog
 
     variables = VariableManager(loader=loader, inventory=manager)
     problems: dict[str, None] = {}  # ordered set: the same catalog seen by many hosts
-    names: dict[str, None] = {}
+    agents: dict[str, dict] = {}
     seen: set[tuple[int, int]] = set()
     for host in manager.get_hosts("all"):
         try:
@@ -104,19 +111,20 @@ def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool) 
             reason = str(exc).strip().splitlines()[0]
             hint = " (a vault-encrypted file needs --vault-password-file)" if "vault" in reason.lower() else ""
             raise InvalidInput(f"variables of host {host.name} cannot be read: {reason}{hint}") from None
-        agents, defaults = hostvars.get(CATALOG_VAR), hostvars.get(DEFAULTS_VAR)
-        key = (id(agents), id(defaults))
+        catalog, defaults = hostvars.get(CATALOG_VAR), hostvars.get(DEFAULTS_VAR)
+        key = (id(catalog), id(defaults))
         if key in seen:
             continue
         seen.add(key)
-        for problem in validate_catalog(agents, groups, defaults=defaults, strict=strict):
+        for problem in validate_catalog(catalog, groups, defaults=defaults, strict=strict):
             problems[str(problem)] = None
-        if isinstance(agents, list):
-            names.update((a["name"], None) for a in agents if isinstance(a, dict) and isinstance(a.get("name"), str))
+        for agent in catalog if isinstance(catalog, list) else []:
+            if isinstance(agent, dict) and isinstance(agent.get("name"), str):
+                agents.setdefault(agent["name"], normalise_agent(agent, defaults))
     if problems:
         lines = "\n  ".join(problems)
         raise InvalidInput(f"the agent catalog has {len(problems)} problem(s):\n  {lines}")
-    return list(names)
+    return agents
 
 
 @contextmanager

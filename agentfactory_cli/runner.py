@@ -36,6 +36,8 @@ class PlaybookRequest:
     forks: int | None = None
     vault_password_file: Path | None = None
     extravars: dict[str, Any] = field(default_factory=dict)
+    # The hosts the run is about, when a display reports on each (update: where the agent is placed).
+    targets: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -148,3 +148,46 @@ class CheckDisplay(RunDisplay):
                 self.out.print(f"[red]{host}[/]: {line}")
         verdict = "ready" if result.exit_code == errors.EXIT_OK else "NOT ready"
         self.out.print(f"Verdict: {verdict} (exit {result.exit_code})")
+
+
+class UpdateDisplay(RunDisplay):
+    """`agentfactory update`: the usual progress and recap, then which hosts got the new
+    version, which were rolled back and which the run never reached."""
+
+    OUTCOMES = ("updated", "unchanged", "rolled_back", "failed", "untouched")
+
+    def __init__(self, agent: str, placed: list[str], **kwargs):
+        super().__init__(**kwargs)
+        self.agent = agent
+        self.placed = placed
+        self.outcome: dict[str, str] = {}
+
+    def event(self, ev: dict[str, Any]) -> bool:
+        data = ev.get("event_data", {})
+        facts = (data.get("res") or {}).get("ansible_facts") or {}
+        if ev.get("event") == "runner_on_ok" and "agentfactory_update_outcome" in facts:
+            self.outcome[data.get("host")] = facts["agentfactory_update_outcome"]
+        return super().event(ev)
+
+    def summary(self, result: RunResult) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {key: [] for key in self.OUTCOMES}
+        for host in self.placed or sorted(set(self.outcome) | set(result.hosts)):
+            outcome = self.outcome.get(host)
+            if outcome is None:
+                # Reached but failed before any outcome (unreachable, image pull...): not updated.
+                outcome = "failed" if host in result.hosts else "untouched"
+            groups[outcome].append(host)
+        return groups
+
+    def finish(self, result: RunResult) -> None:
+        summary = self.summary(result)
+        if self.json_mode:
+            self.stop()
+            doc = {**result.to_json(), "update": {"agent": self.agent, **summary}}
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+            return
+        super().finish(result)
+        styles = {"updated": "green", "unchanged": "dim", "rolled_back": "yellow", "failed": "red",
+                  "untouched": "cyan"}
+        lines = [f"[{styles[k]}]{k.replace('_', ' ')}: {', '.join(v)}[/]" for k, v in summary.items() if v]
+        self.out.print(f"Update of {self.agent}: " + "; ".join(lines))

@@ -11,26 +11,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentfactory_cli.errors import InvalidInput
+from agentfactory_cli.fleet import with_tag
+from agentfactory_cli.inventory import Inventory
 
 
 @dataclass(frozen=True)
 class Verb:
     playbook: str
     help: str
-    # Extra variables for the playbook, from the parsed command line.
-    extravars: Callable[[argparse.Namespace], dict[str, Any]] | None = None
+    # Extra variables for the playbook, from the parsed command line and the loaded inventory.
+    extravars: Callable[[argparse.Namespace, Inventory], dict[str, Any]] | None = None
     # Accepts --agent NAME (repeatable) to act on some agents only.
     agents: bool = False
 
 
-def _action(action: str) -> Callable[[argparse.Namespace], dict[str, Any]]:
-    def extravars(args: argparse.Namespace) -> dict[str, Any]:
+def _action(action: str) -> Callable[[argparse.Namespace, Inventory], dict[str, Any]]:
+    def extravars(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
         return {"agentfactory_action": action, "agentfactory_only_agents": list(args.agent or [])}
 
     return extravars
 
 
-def _scale(args: argparse.Namespace) -> dict[str, Any]:
+def _scale(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
     if not args.agent or len(args.agent) != 1:
         raise InvalidInput("scale takes exactly one --agent NAME")
     if args.replicas is None:
@@ -39,7 +41,7 @@ def _scale(args: argparse.Namespace) -> dict[str, Any]:
             "agentfactory_replicas": {args.agent[0]: args.replicas}}
 
 
-def _image_push(args: argparse.Namespace) -> dict[str, Any]:
+def _image_push(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
     from agentfactory_cli.agentimage import ensure_agent_archive
 
     ref, archive = ensure_agent_archive()
@@ -47,7 +49,21 @@ def _image_push(args: argparse.Namespace) -> dict[str, Any]:
             "agentfactory_image_repository": args.repository}
 
 
-def _names(args: argparse.Namespace) -> dict[str, Any]:
+def _update(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
+    if not args.agent or len(args.agent) != 1:
+        raise InvalidInput("update takes exactly one --agent NAME")
+    agent = inventory.agents[args.agent[0]]
+    batch = args.batch or agent["update"]["batch"]
+    extravars = {"agentfactory_update_agent": agent["name"], "agentfactory_update_hosts": agent["hosts"],
+                 "agentfactory_update_batch": batch}
+    if args.image:
+        if agent["runtime"] != "docker":
+            raise InvalidInput(f"--image: agent {agent['name']!r} runs under systemd, it has no image")
+        extravars["agentfactory_images"] = {agent["name"]: with_tag(agent["image"], args.image)}
+    return extravars
+
+
+def _names(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
     return {"agentfactory_only_agents": list(args.agent or [])}
 
 
@@ -66,6 +82,8 @@ VERBS: dict[str, Verb] = {
                   agents=True),
     "destroy": Verb("agents.yml", "remove agents: containers or units, config, secrets (asks first)",
                     _action("destroy"), agents=True),
+    "update": Verb("update.yml", "rolling update of one agent: batches, health gate, automatic rollback",
+                   _update, agents=True),
     "status": Verb("health.yml", "fleet health: every replica's state, health, latency, restarts, CPU, memory",
                    _names, agents=True),
     "site": Verb("site.yml", "everything, in order: bootstrap, monitoring, registry, deploy"),

@@ -17,10 +17,12 @@ class FilterModule:
 
     def filters(self):
         return {
-            # agents | agentfactory_agents_for_host(host, groups, defaults, only, replicas) -> placed agents
+            # agents | agentfactory_agents_for_host(host, groups, defaults, only, replicas, images) -> placed
             "agentfactory_agents_for_host": _fleet.agents_for_host,
             # agents | agentfactory_catalog_problems(groups, defaults, strict) -> ["agent 'x': ..."]
             "agentfactory_catalog_problems": _fleet.catalog_problems,
+            # ["K=V", ...] | agentfactory_env_dict -> {K: V} (a container's recorded environment)
+            "agentfactory_env_dict": _fleet.env_dict,
             # placed agents | agentfactory_health_spec -> the agent_health module's `agents` option
             "agentfactory_health_spec": _fleet.health_spec,
             # agents | agentfactory_unknown_agents(names) -> names not in the catalog

@@ -49,3 +49,14 @@ def test_problems_and_unknown_names():
     assert catalog_problems(CATALOG, GROUPS) == []
     assert any("replicas" in p for p in catalog_problems([{**CATALOG[0], "replicas": -2}], GROUPS))
     assert unknown_agents(CATALOG, ["chat", "nope", "zzz"]) == ["nope", "zzz"]
+
+
+def test_image_override_and_tags():
+    from agentfactory_cli.fleet import env_dict, with_tag
+
+    placed = agents_for_host(CATALOG, "a1", GROUPS, images={"chat": "r/chat:2"})
+    assert placed[0]["image"] == "r/chat:2"
+    assert with_tag("registry.lab:5000/agents/bot:1.0", "1.1") == "registry.lab:5000/agents/bot:1.1"
+    assert with_tag("bot", "2") == "bot:2"
+    assert with_tag("bot:1", "other/bot:3") == "other/bot:3"
+    assert env_dict(["A=1", "B=x=y", "C"]) == {"A": "1", "B": "x=y", "C": ""}

@@ -1,0 +1,208 @@
+"""The HAProxy gateway's view of the catalog: frontends, backends and their servers.
+
+Plain functions over plain data (unit-tested in tests/unit/test_gateway.py), exposed to the
+`gateway` role by the thin filter plugin plugins/filter/gateway.py.
+
+Every agent with ``gateway.port`` gets one frontend on that port and one backend named after
+the agent. The backend lists every replica on every host the agent is placed on (placement and
+replicas as the agent role sees them: :func:`agentfactory_cli.fleet.agents_for_host`), reached
+at the host's inter-host address (:func:`agentfactory_cli.targets.host_address`) and the
+replica's host port.
+
+Server names are ``<inventory host>_<replica>``, the replica being ``<agent>-<index>``:
+``af-lab-2_reference-1`` is replica 1 of ``reference`` on ``af-lab-2``. Agent names are DNS
+labels (no ``_``), so the last ``_`` always separates host and replica. Characters HAProxy does
+not allow in a name (anything but letters, digits, ``-``, ``_``, ``.`` and ``:``) are replaced
+by ``-`` in the host part. The runtime API addresses a server as ``<agent>/<server name>``
+(``set server reference/af-lab-2_reference-1 state drain``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from agentfactory_cli.catalog import normalise_agent
+from agentfactory_cli.fleet import agents_for_host
+from agentfactory_cli.targets import host_address
+
+__all__ = [
+    "GatewayError",
+    "backends",
+    "frontend_name",
+    "port_problems",
+    "server_name",
+]
+
+SERVER_SEPARATOR = "_"
+# Frontend names get a prefix with a "_", which agent names (DNS labels) cannot contain, so no
+# frontend shares its name with a backend or with another agent's proxy.
+FRONTEND_PREFIX = "fe_"
+
+_HAPROXY_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+
+
+class GatewayError(ValueError):
+    """The catalog or inventory cannot be turned into a gateway configuration."""
+
+
+def server_name(host: str, replica: str) -> str:
+    """The HAProxy server name of one replica: ``<host>_<replica>`` (see the module docstring)."""
+    host = _HAPROXY_NAME_UNSAFE.sub("-", str(host))
+    replica = str(replica)
+    if not host or not replica or _HAPROXY_NAME_UNSAFE.search(replica):
+        raise GatewayError(f"cannot name a gateway server after host {host!r} and replica {replica!r}")
+    return f"{host}{SERVER_SEPARATOR}{replica}"
+
+
+def frontend_name(agent: str) -> str:
+    """The HAProxy frontend of an agent; its backend carries the agent's own name."""
+    return f"{FRONTEND_PREFIX}{agent}"
+
+
+def _address(host: str, port: int) -> str:
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # IPv6 literal
+    return f"{host}:{port}"
+
+
+def _milliseconds(value: Any, what: str) -> int:
+    """Seconds from the catalog (int or float) as whole milliseconds, at least 1."""
+    if isinstance(value, bool):
+        raise GatewayError(f"{what} must be a number of seconds, got {value!r}")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise GatewayError(f"{what} must be a number of seconds, got {value!r}") from None
+    if seconds <= 0:
+        raise GatewayError(f"{what} must be > 0, got {value!r}")
+    return max(1, round(seconds * 1000))
+
+
+def _gateway_port(agent: Mapping[str, Any]) -> int | None:
+    gateway = agent.get("gateway")
+    if gateway in (None, {}):
+        return None
+    name = agent.get("name")
+    if not isinstance(gateway, Mapping) or "port" not in gateway:
+        raise GatewayError(f"agent {name}: gateway must be a mapping with the key port, got {gateway!r}")
+    port = gateway["port"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise GatewayError(f"agent {name}: gateway.port must be an integer from 1 to 65535, got {port!r}")
+    return port
+
+
+def backends(
+    agents: Iterable[Mapping[str, Any]] | None,
+    groups: Mapping[str, Sequence[str]],
+    hostvars: Mapping[str, Mapping[str, Any]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """One entry per agent with ``gateway.port``, in catalog order.
+
+    Each entry: ``name`` (the agent, also the backend's name), ``frontend`` (the frontend's
+    name), ``port`` (the gateway port), ``health`` (``path``, ``inter_ms``, ``timeout_ms``,
+    ``fall`` from the agent's health settings) and ``servers``: one per replica per host, in
+    inventory order then replica order, each ``{name, host, replica, index, address}``.
+    An agent with no replicas anywhere has an empty server list (HAProxy answers 503).
+    An empty or missing catalog gives an empty list.
+    """
+    agents = list(agents or [])
+    hosts = list(groups.get("all") or [])
+    placed_by_host = {host: agents_for_host(agents, host, groups, defaults) for host in hosts}
+
+    result: list[dict[str, Any]] = []
+    seen_ports: dict[int, str] = {}
+    for raw in agents:
+        if not isinstance(raw, Mapping) or not raw.get("name"):
+            raise GatewayError(f"every agent must be a mapping with a name, got {raw!r}")
+        name = str(raw["name"])
+        entry: dict[str, Any] | None = None
+        servers: list[dict[str, Any]] = []
+        for host in hosts:
+            for agent in placed_by_host[host]:
+                if agent.get("name") != name:
+                    continue
+                if entry is None:
+                    entry = _backend(agent)
+                address = host_address(host, hostvars)
+                for replica in agent["replica_list"]:
+                    servers.append({
+                        "name": server_name(host, replica["name"]),
+                        "host": host,
+                        "replica": replica["name"],
+                        "index": replica["index"],
+                        "address": _address(address, int(replica["host_port"])),
+                    })
+        if entry is None:
+            # Placed nowhere (or on hosts outside the inventory): still a frontend, with no server.
+            entry = _backend(normalise_agent(raw, defaults))
+        if entry["port"] is None:
+            continue
+        if entry["port"] in seen_ports:
+            raise GatewayError(
+                f"agent {name}: gateway.port {entry['port']} is already the gateway port of agent "
+                f"{seen_ports[entry['port']]}"
+            )
+        seen_ports[entry["port"]] = name
+        names = [s["name"] for s in servers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise GatewayError(f"agent {name}: gateway server names collide: {', '.join(duplicates)}")
+        entry["servers"] = servers
+        result.append(entry)
+    return result
+
+
+def _backend(agent: Mapping[str, Any]) -> dict[str, Any]:
+    name = str(agent["name"])
+    health = agent.get("health") or {}
+    path = str(health.get("path") or "/healthz")
+    if not path.startswith("/") or re.search(r"\s", path):
+        raise GatewayError(f"agent {name}: health.path must start with / and hold no spaces, got {path!r}")
+    retries = health.get("retries", 3)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
+        raise GatewayError(f"agent {name}: health.retries must be an integer >= 1, got {retries!r}")
+    return {
+        "name": name,
+        "frontend": frontend_name(name),
+        "port": _gateway_port(agent),
+        "health": {
+            "path": path,
+            "inter_ms": _milliseconds(health.get("interval", 10), f"agent {name}: health.interval"),
+            "timeout_ms": _milliseconds(health.get("timeout", 5), f"agent {name}: health.timeout"),
+            "fall": retries,
+        },
+    }
+
+
+def port_problems(
+    gateway_backends: Iterable[Mapping[str, Any]],
+    agents: Iterable[Mapping[str, Any]] | None,
+    host: str,
+    groups: Mapping[str, Sequence[str]],
+    defaults: Mapping[str, Any] | None = None,
+    reserved: Mapping[Any, str] | None = None,
+) -> list[str]:
+    """Gateway ports that cannot be bound on gateway host ``host``, one message each.
+
+    A frontend port must not be one of the ``reserved`` ports (``{port: what uses it}``, e.g.
+    the metrics frontend) nor the host port of a replica placed on ``host`` itself (a gateway
+    host may run agents too). HAProxy's own check (``haproxy -c``) does not bind, so these
+    would only fail at reload time.
+    """
+    taken: dict[int, str] = {}
+    for port, what in (reserved or {}).items():
+        taken[int(port)] = str(what)
+    for agent in agents_for_host(list(agents or []), host, groups, defaults):
+        for replica in agent["replica_list"]:
+            taken.setdefault(int(replica["host_port"]), f"replica {replica['name']} on {host}")
+    problems = []
+    for backend in gateway_backends:
+        port = backend.get("port")
+        if port is not None and int(port) in taken:
+            problems.append(
+                f"agent {backend['name']}: gateway.port {port} on {host} is already used by {taken[int(port)]}"
+            )
+    return problems
