@@ -42,10 +42,15 @@ $(VENV)/.installed: pyproject.toml
 engine image: deps  ## start dockerd if needed and build the test-host image
 	$(BIN)/agentfactory lab image
 
-demo: deps  ## the local lab: test hosts, bootstrap, then their status
+demo: deps  ## the whole story on the local lab, ending with the fleet status
 	$(BIN)/agentfactory lab up --hosts $(DEMO_HOSTS)
 	$(BIN)/agentfactory bootstrap
+	$(BIN)/agentfactory monitoring
+	$(BIN)/agentfactory registry
+	$(BIN)/agentfactory image push
+	$(BIN)/agentfactory deploy
 	$(BIN)/agentfactory lab status
+	$(BIN)/agentfactory status
 
 test: deps lint unit image molecule e2e  ## the whole suite: lint, unit, molecule, end to end
 	@echo "make test: all stages passed"

@@ -112,7 +112,8 @@ _AGENT_PROPERTIES: dict[str, dict[str, Any]] = {
     "runtime": {"enum": ["docker", "systemd"], "description": "one of 'docker', 'systemd'"},
     "image": {
         "type": "string",
-        "pattern": r"^\S+$",
+        # No spaces, except inside Jinja expressions the inventory fills in ({{ registry_host }}).
+        "pattern": r"^(?:[^\s{]|\{(?!\{)|\{\{[^}]*\}\})+$",
         "description": "an image reference without spaces, like registry.lab:5000/agents/sample:1.0",
     },
     "image_source": {"enum": ["registry", "archive"], "description": "one of 'registry', 'archive'"},

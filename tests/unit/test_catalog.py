@@ -648,3 +648,9 @@ def test_bad_default_does_not_hide_an_agent_s_own_valid_value():
         ("agentfactory_agent_defaults", "replicas"),
         ("support-bot", "host_port"),
     ]
+
+
+def test_image_may_hold_a_jinja_expression_but_no_bare_spaces():
+    templated = "{{ hostvars[groups['registry'][0]]['agentfactory_host_address'] }}:5000/agents/ref:1.0"
+    assert check([base_agent(image=templated)]) == []
+    assert [p.field for p in check([base_agent(image="{{ reg }} /agents/ref:1.0")])] == ["image"]
