@@ -11,6 +11,8 @@ PY := $(BIN)/python
 APT_PACKAGES := docker.io debootstrap openssh-client busybox-static ca-certificates
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 DEMO_HOSTS ?= 3
+# Scenarios run side by side: most of their time is spent waiting on package downloads.
+MOLECULE_JOBS ?= 2
 
 export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_FORCE_COLOR := 0
@@ -62,13 +64,17 @@ lint: deps  ## ansible-lint (production profile) and ruff
 unit: deps  ## fast tests: no hosts, no Docker
 	$(BIN)/pytest tests/unit -q
 
-molecule: image  ## every molecule scenario, one after the other (SCENARIOS="a b" for some)
-	@set -e; for s in $(SCENARIOS); do \
-	  echo "=== molecule test -s $$s"; start=$$(date +%s); \
-	  $(PY) -m agentfactory_cli.aptcache molecule/$$s/molecule.yml; \
-	  molecule test -s $$s; \
-	  echo "=== $$s passed in $$(( $$(date +%s) - start ))s"; \
-	done
+molecule: image  ## every molecule scenario, MOLECULE_JOBS at a time (SCENARIOS="a b" for some)
+	@$(PY) -m agentfactory_cli.agentimage >/dev/null
+	@mkdir -p .agentfactory/logs
+	@printf '%s\n' $(SCENARIOS) | xargs -P $(MOLECULE_JOBS) -I{} sh -c '\
+	  $(PY) -m agentfactory_cli.aptcache molecule/{}/molecule.yml; start=$$(date +%s); \
+	  if molecule test -s {} > .agentfactory/logs/molecule-{}.log 2>&1; then \
+	    echo "=== molecule {}: passed in $$(( $$(date +%s) - start ))s"; \
+	  else \
+	    echo "=== molecule {}: FAILED after $$(( $$(date +%s) - start ))s; its log:"; \
+	    tail -n 150 .agentfactory/logs/molecule-{}.log; exit 255; \
+	  fi'
 
 e2e: image  ## the CLI against a real lab (creates and removes its own hosts)
 	$(BIN)/pytest tests/e2e -q

@@ -92,3 +92,8 @@ def ensure_agent_archive(log=print) -> tuple[str, Path]:
     tmp.replace(path)
     stamp.write_text(image_id + "\n")
     return ref, path
+
+
+if __name__ == "__main__":
+    # `python -m agentfactory_cli.agentimage`: build the image (used by `make molecule`).
+    print(ensure_agent_image())
