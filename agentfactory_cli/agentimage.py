@@ -94,6 +94,26 @@ def ensure_agent_archive(log=print) -> tuple[str, Path]:
     return ref, path
 
 
+def ensure_agent_variant(version: str, log=print) -> tuple[str, Path]:
+    """Another version of the reference agent (same code, its version set to `version`) and its
+    archive: what rolling-update tests and demos roll out. Built from the local image, no registry."""
+    from agentfactory_cli.engine import docker
+
+    base = ensure_agent_image(log=log)
+    ref = image_ref(version)
+    if docker("image", "inspect", ref, check=False).returncode != 0:
+        log(f"Building {ref} from {base}")
+        dockerfile = f"FROM {base}\nENV AGENT_VERSION={version}\nLABEL org.opencontainers.image.version={version}\n"
+        docker("build", "-q", "-t", ref, "-", input=dockerfile)
+    path = archive_path(version)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        docker("save", "-o", str(tmp), ref)
+        tmp.replace(path)
+    return ref, path
+
+
 if __name__ == "__main__":
     # `python -m agentfactory_cli.agentimage`: build the image (used by `make molecule`).
     print(ensure_agent_image())

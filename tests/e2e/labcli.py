@@ -14,9 +14,13 @@ import pytest
 LAB = "e2e"
 
 
+def cli_executable() -> str:
+    return shutil.which("agentfactory") or str(Path(sys.executable).with_name("agentfactory"))
+
+
 def agentfactory(*args: str, timeout: float = 1200, check: bool = False) -> subprocess.CompletedProcess:
     """Run the real CLI as an operator would, against the e2e lab."""
-    exe = shutil.which("agentfactory") or str(Path(sys.executable).with_name("agentfactory"))
+    exe = cli_executable()
     env = {**os.environ, "AGENTFACTORY_LAB": LAB}
     res = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout, env=env)
     if check and res.returncode != 0:

@@ -1,0 +1,98 @@
+"""Real faults during a deploy: a host that goes away, and Ctrl-C. The fleet stays whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+from labcli import LAB, agentfactory, cli_executable, host_name, lab_dir, on_host, run_json
+
+from agentfactory_cli.agentimage import ensure_agent_archive
+
+CATALOG = lab_dir() / "group_vars" / "all" / "agents.yml"
+
+
+def echo(model: str, replicas: int = 2) -> dict:
+    ref, archive = ensure_agent_archive(log=lambda m: None)
+    return {"agentfactory_agents": [{
+        "name": "echo", "image": ref, "image_source": "archive", "image_archive": str(archive),
+        "replicas": replicas, "host_port": 18600, "config": {"model": model},
+        "health": {"path": "/healthz", "interval": 2, "timeout": 2, "retries": 2},
+        "update": {"batch": 1, "health_timeout": 60, "rollback": True},
+    }]}
+
+
+def start_deploy() -> subprocess.Popen:
+    return subprocess.Popen([cli_executable(), "deploy", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "AGENTFACTORY_LAB": LAB})
+
+
+def wait_for_task(name: str, timeout: float = 120) -> None:
+    """Until the newest deploy's stdout shows the task starting (ansible-runner writes it live)."""
+    from agentfactory_cli.paths import state_dir
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = sorted((state_dir() / "runs").glob("*-deploy"))
+        stdout = runs[-1] / "stdout" if runs else None
+        if stdout and stdout.exists() and name in stdout.read_text(errors="replace"):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the deploy never reached {name!r}")
+
+
+@pytest.fixture(scope="module")
+def echo_deployed(bootstrapped):
+    original = CATALOG.read_text() if CATALOG.exists() else None
+    CATALOG.write_text(yaml.safe_dump(echo("small")))
+    assert agentfactory("deploy").returncode == 0
+    yield
+    if original is not None:
+        CATALOG.write_text(original)
+
+
+def test_host_lost_mid_deploy_exits_3_and_limit_rerun_completes(echo_deployed):
+    CATALOG.write_text(yaml.safe_dump(echo("medium")))
+    proc = start_deploy()
+    wait_for_task("Run the replicas of echo")
+    subprocess.run(["docker", "stop", "-t", "1", host_name(2)], check=True, capture_output=True)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 3, out + err
+    doc = json.loads(out)
+    assert doc["hosts"][host_name(2)]["unreachable"] >= 1
+    assert doc["hosts"][host_name(1)]["failed"] == 0 and doc["hosts"][host_name(1)]["unreachable"] == 0
+    # The host that stayed finished its rollout.
+    assert "model: medium" in on_host(1, "cat", "/etc/agentfactory/agents/echo/config.yml").stdout
+    # The lost host comes back (new SSH port: `lab up` rewrites the inventory) and a limited
+    # run completes the rollout there.
+    agentfactory("lab", "up", "--name", LAB, "--hosts", "2", check=True)
+    code, doc = run_json("deploy", "--limit", host_name(2))
+    assert code == 0, doc
+    assert list(doc["hosts"]) == [host_name(2)]
+    code, status = run_json("status")
+    assert code == 0 and status["agents"]["echo"]["healthy"] == 4
+
+
+def test_ctrl_c_cancels_cleanly(echo_deployed):
+    CATALOG.write_text(yaml.safe_dump(echo("large")))
+    proc = start_deploy()
+    wait_for_task("Run the replicas of echo")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    doc = json.loads(out)  # the recap of what ran is still printed
+    assert doc["status"] == "canceled" and doc["rc"] == 130
+    for host in (1, 2):
+        states = on_host(host, "docker", "ps", "-a", "--filter", "label=agentfactory.agent=echo",
+                         "--format", "{{.Names}} {{.State}}").stdout.split("\n")
+        assert not [s for s in states if s.endswith(" created")], states  # nothing half-created
+    # A plain re-run finishes the job.
+    code, doc = run_json("deploy")
+    assert code == 0, doc
+    code, status = run_json("status")
+    assert code == 0 and status["healthy"]
