@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 from agentfactory_cli.errors import LabError
 from agentfactory_cli.paths import state_dir
@@ -41,6 +42,7 @@ def ensure_engine(log=print, timeout: float = 60) -> None:
         raise LabError("no Docker engine is running and dockerd is not installed: run 'make deps'")
     if os.geteuid() != 0:
         raise LabError("no Docker engine is running; start dockerd (as root) and try again")
+    _remove_stale_pidfiles()
     logfile = state_dir() / "dockerd.log"
     logfile.parent.mkdir(parents=True, exist_ok=True)
     log(f"Starting the Docker engine (log: {logfile})...")
@@ -53,3 +55,15 @@ def ensure_engine(log=print, timeout: float = 60) -> None:
             return
         time.sleep(0.5)
     raise LabError(f"dockerd did not answer within {timeout:.0f}s; see {logfile}")
+
+
+def _remove_stale_pidfiles() -> None:
+    """A dockerd that was killed (the machine's session ended) leaves pid files behind, and a
+    new dockerd refuses to start while they name a process, even a dead one."""
+    for pidfile in (Path("/var/run/docker.pid"), Path("/var/run/docker/containerd/containerd.pid")):
+        try:
+            pid = int(pidfile.read_text().strip() or 0)
+        except (OSError, ValueError):
+            continue
+        if pid <= 0 or not Path(f"/proc/{pid}").exists():
+            pidfile.unlink(missing_ok=True)
