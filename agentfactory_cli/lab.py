@@ -32,6 +32,8 @@ PUBLISHED_PORTS = {
     "alertmanager": 9093,
     "grafana": 3000,
     "registry": 5000,
+    "gateway": 28080,  # the reference agent's frontend in the lab's catalog
+    "gateway_metrics": 8405,
 }
 # The services `lab status` reports on each host: our name -> systemd unit (Debian's names).
 SERVICE_UNITS = {
@@ -41,6 +43,7 @@ SERVICE_UNITS = {
     "alertmanager": "prometheus-alertmanager",
     "grafana": "grafana-server",
     "registry": "docker-registry",
+    "gateway": "haproxy",
 }
 LABEL = "agentfactory.lab"
 _RUN_OPTIONS = [
@@ -258,6 +261,7 @@ class Lab:
                     "agent_hosts": {"hosts": {n: None for n in names}},
                     "monitoring": {"hosts": {names[0]: None}},
                     "registry": {"hosts": {names[0]: None}},
+                    "gateway": {"hosts": {names[0]: None}},
                 },
             }
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -137,17 +138,23 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
     ensure_collection_link()
     cancel = _Cancel()
     display.start(req)
-    thread, runner = ansible_runner.run_async(
-        **kwargs, event_handler=display.event, cancel_callback=cancel,
-    )
-    while thread.is_alive():
-        try:
+    # Ctrl-C (and SIGTERM) ask ansible-runner to stop ansible-playbook; the run then ends as
+    # "canceled" with its recap. A handler of our own, because a shell that starts us in the
+    # background leaves SIGINT ignored, and KeyboardInterrupt can land anywhere.
+    previous = {sig: signal.signal(sig, lambda *_: cancel.requested.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        thread, runner = ansible_runner.run_async(
+            **kwargs, event_handler=display.event, cancel_callback=cancel,
+        )
+        noted = False
+        while thread.is_alive():
             thread.join(0.2)
-        except KeyboardInterrupt:
-            if cancel.requested.is_set():
-                continue  # a second Ctrl-C while cancelling: keep waiting for a clean stop
-            cancel.requested.set()
-            display.note("Interrupted: cancelling the run (ansible-playbook is being stopped)...")
+            if cancel.requested.is_set() and not noted:
+                noted = True
+                display.note("Interrupted: cancelling the run (ansible-playbook is being stopped)...")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     # ansible-runner may finish writing the final events just after its thread ends.
     time.sleep(0.05)
     hosts = display.recap_counts()

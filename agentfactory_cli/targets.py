@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from agentfactory_cli.catalog import normalise_agent
 from agentfactory_cli.catalog import resolve_hosts as _catalog_resolve_hosts
 
 # Inventory variable that overrides the address Prometheus uses for a host.
@@ -83,21 +84,33 @@ def _port(value: Any, what: str) -> int:
     return port
 
 
+def _normalised(agents: Iterable[Mapping[str, Any]] | None,
+                defaults: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The catalog with every optional field filled in, as the agent role sees it."""
+    result = []
+    for index, agent in enumerate(agents or []):
+        if not isinstance(agent, Mapping):
+            raise TargetError(f"agentfactory_agents[{index}] must be a mapping, got {type(agent).__name__}")
+        result.append(normalise_agent(agent, defaults or {}))
+    return result
+
+
 def agent_targets(
     agents: Iterable[Mapping[str, Any]] | None,
     groups: Mapping[str, Sequence[str]],
     hostvars: Mapping[str, Mapping[str, Any]] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """One target group per agent replica: replica i on each of the agent's hosts is host_port + i.
 
-    Labels: `agent`, `host` (inventory name), `replica` (index as a string) and
-    `__metrics_path__` (the agent's `metrics.path`, default /metrics). An empty or missing
-    catalog gives an empty list, which Prometheus reads as "no targets".
+    Agents are first completed like the agent role does (`catalog.normalise_agent` with
+    `agentfactory_agent_defaults` as `defaults`: replicas 1, host_port = port, hosts
+    agent_hosts, metrics.path /metrics unless set). Labels: `agent`, `host` (inventory name),
+    `replica` (index as a string) and `__metrics_path__` (the agent's `metrics.path`). An empty
+    or missing catalog gives an empty list, which Prometheus reads as "no targets".
     """
     result: list[dict[str, Any]] = []
-    for index, agent in enumerate(agents or []):
-        if not isinstance(agent, Mapping):
-            raise TargetError(f"agentfactory_agents[{index}] must be a mapping, got {type(agent).__name__}")
+    for index, agent in enumerate(_normalised(agents, defaults)):
         name = agent.get("name")
         if not name:
             raise TargetError(f"agentfactory_agents[{index}] has no name")
@@ -143,13 +156,15 @@ def memory_bytes(value: Any) -> int:
     return int(float(number) * _MEMORY_UNITS[unit.lower()])
 
 
-def agent_limits(agents: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+def agent_limits(agents: Iterable[Mapping[str, Any]] | None,
+                 defaults: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """`[{name, memory_bytes, cpus}]` per catalog agent from `resources` (None where unset).
 
-    The prometheus role turns these into per-agent alert thresholds (a share of the limit).
+    `resources` as the agent role sees it (merged over `agentfactory_agent_defaults`). The
+    prometheus role turns these into per-agent alert thresholds (a share of the limit).
     """
     limits = []
-    for agent in agents or []:
+    for agent in _normalised(agents, defaults):
         name = str(agent.get("name"))
         resources = agent.get("resources") or {}
         memory = resources.get("memory")

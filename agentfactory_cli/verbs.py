@@ -72,6 +72,7 @@ VERBS: dict[str, Verb] = {
     "bootstrap": Verb("bootstrap.yml", "install Docker and node_exporter on every host"),
     "monitoring": Verb("monitoring.yml", "install Prometheus, Alertmanager and Grafana on the monitoring hosts"),
     "registry": Verb("registry.yml", "install the on-prem image registry on the registry hosts"),
+    "gateway": Verb("gateway.yml", "install HAProxy on the gateway hosts, one frontend per agent with gateway.port"),
     "deploy": Verb("agents.yml", "converge the agents to the catalog and wait until they are healthy",
                    _action("deploy"), agents=True),
     "start": Verb("agents.yml", "start the deployed replicas", _action("start"), agents=True),
@@ -86,5 +87,5 @@ VERBS: dict[str, Verb] = {
                    _update, agents=True),
     "status": Verb("health.yml", "fleet health: every replica's state, health, latency, restarts, CPU, memory",
                    _names, agents=True),
-    "site": Verb("site.yml", "everything, in order: bootstrap, monitoring, registry, deploy"),
+    "site": Verb("site.yml", "everything, in order: bootstrap, monitoring, registry, deploy, gateway"),
 }
