@@ -7,10 +7,11 @@ reference image with another AGENT_VERSION, shipped as archives (no registry nee
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 import yaml
-from labcli import agentfactory, lab_dir, on_host, run_json
+from labcli import agentfactory, host_name, lab_dir, on_host, run_json
 
 from agentfactory_cli.agentimage import ensure_agent_variant
 
@@ -20,11 +21,41 @@ CATALOG = lab_dir() / "group_vars" / "all" / "agents.yml"
 def delta(version: str, **changes) -> dict:
     ref, archive = ensure_agent_variant(version, log=lambda m: None)
     agent = {"name": "delta", "image": ref, "image_source": "archive", "image_archive": str(archive),
-             "replicas": 2, "host_port": 18500, "config": {"model": "small"},
+             "replicas": 2, "host_port": 18500, "config": {"model": "small"}, "gateway": {"port": 28500},
              "health": {"path": "/healthz", "interval": 2, "timeout": 2, "retries": 2},
              "update": {"batch": 1, "health_timeout": 25, "rollback": True}}
     agent.update(changes)
     return {k: v for k, v in agent.items() if v is not None}
+
+
+# Requests through the gateway, from the gateway host itself, until told to stop (bounded).
+LOAD_LOOP = r"""
+import json, os, time, urllib.request
+ok = failed = 0
+errors = []
+deadline = time.monotonic() + 400
+while time.monotonic() < deadline and not os.path.exists("/tmp/stop-load") and ok + failed < 30000:
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:28500/healthz", timeout=5) as answer:
+            ok += 1
+    except Exception as exc:
+        failed += 1
+        errors.append(str(exc)[:120])
+    time.sleep(0.02)
+print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5]}))
+"""
+
+
+def start_load() -> subprocess.Popen:
+    on_host(1, "rm", "-f", "/tmp/stop-load")
+    return subprocess.Popen(["docker", "exec", host_name(1), "python3", "-c", LOAD_LOOP],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop_load(proc: subprocess.Popen) -> dict:
+    on_host(1, "touch", "/tmp/stop-load")
+    out, err = proc.communicate(timeout=60)
+    return json.loads(out or "{}") if out.strip() else {"ok": 0, "failed": -1, "errors": [err]}
 
 
 def write(agent: dict) -> None:
@@ -55,8 +86,15 @@ def delta_v1(bootstrapped):
 def test_good_update_replaces_every_replica(delta_v1):
     assert versions() == {"af-e2e-1": {"1.0.0"}, "af-e2e-2": {"1.0.0"}}
     write(delta("1.0.1"))
-    code, doc = run_json("update", "--agent", "delta")
+    load = start_load()
+    try:
+        code, doc = run_json("update", "--agent", "delta")
+    finally:
+        requests = stop_load(load)
     assert code == 0, doc
+    # Every replica was drained before it was replaced: not one request through the gateway failed.
+    assert requests["failed"] == 0, requests
+    assert requests["ok"] > 50, requests
     assert doc["update"]["updated"] == ["af-e2e-1", "af-e2e-2"]
     assert versions() == {"af-e2e-1": {"1.0.1"}, "af-e2e-2": {"1.0.1"}}
     code, doc = run_json("update", "--agent", "delta")  # nothing left to do
@@ -77,16 +115,18 @@ def test_unhealthy_version_rolls_back_the_first_batch_and_stops(delta_v1):
 
 def test_missing_image_rolls_back(delta_v1):
     # An image nobody has, from a registry on loopback that is not there: the pull fails at once.
+    before = versions()
     write(delta("1.0.1", image="127.0.0.1:5999/agents/missing:9", image_source="registry",
                  image_archive=None))
     code, doc = run_json("update", "--agent", "delta", "--batch", "1")
     assert code == 2, doc
     assert doc["update"]["rolled_back"] == ["af-e2e-1"] and doc["update"]["untouched"] == ["af-e2e-2"]
-    assert versions() == {"af-e2e-1": {"1.0.1"}, "af-e2e-2": {"1.0.1"}}
+    assert versions() == before
 
 
 def test_update_check_mode_changes_nothing(delta_v1):
-    write(delta("1.0.0"))
+    before = versions()
+    write(delta("1.0.1" if before["af-e2e-1"] == {"1.0.0"} else "1.0.0"))
     code, doc = run_json("update", "--agent", "delta", "--check", "--diff")
     assert code == 0, doc
-    assert versions() == {"af-e2e-1": {"1.0.1"}, "af-e2e-2": {"1.0.1"}}
+    assert versions() == before

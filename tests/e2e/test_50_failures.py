@@ -27,19 +27,23 @@ def echo(model: str, replicas: int = 2) -> dict:
     }]}
 
 
+def runs() -> set:
+    from agentfactory_cli.paths import state_dir
+
+    return set((state_dir() / "runs").glob("*-deploy"))
+
+
 def start_deploy() -> subprocess.Popen:
     return subprocess.Popen([cli_executable(), "deploy", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "AGENTFACTORY_LAB": LAB})
 
 
-def wait_for_task(name: str, timeout: float = 120) -> None:
-    """Until the newest deploy's stdout shows the task starting (ansible-runner writes it live)."""
-    from agentfactory_cli.paths import state_dir
-
+def wait_for_task(name: str, before: set, timeout: float = 120) -> None:
+    """Until the new deploy's stdout shows the task starting (ansible-runner writes it live)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        runs = sorted((state_dir() / "runs").glob("*-deploy"))
-        stdout = runs[-1] / "stdout" if runs else None
+        new = sorted(runs() - before)
+        stdout = new[-1] / "stdout" if new else None
         if stdout and stdout.exists() and name in stdout.read_text(errors="replace"):
             return
         time.sleep(0.5)
@@ -58,8 +62,9 @@ def echo_deployed(bootstrapped):
 
 def test_host_lost_mid_deploy_exits_3_and_limit_rerun_completes(echo_deployed):
     CATALOG.write_text(yaml.safe_dump(echo("medium")))
+    before = runs()
     proc = start_deploy()
-    wait_for_task("Run the replicas of echo")
+    wait_for_task("Run the replicas of echo", before)
     subprocess.run(["docker", "stop", "-t", "1", host_name(2)], check=True, capture_output=True)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 3, out + err
@@ -80,8 +85,9 @@ def test_host_lost_mid_deploy_exits_3_and_limit_rerun_completes(echo_deployed):
 
 def test_ctrl_c_cancels_cleanly(echo_deployed):
     CATALOG.write_text(yaml.safe_dump(echo("large")))
+    before = runs()
     proc = start_deploy()
-    wait_for_task("Run the replicas of echo")
+    wait_for_task("Run the replicas of echo", before)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out + err

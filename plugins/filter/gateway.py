@@ -1,0 +1,40 @@
+"""Filters for the HAProxy gateway: thin shims over agentfactory_cli.gateway (tested there)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from agentfactory_cli import gateway as _gateway
+except ImportError:  # running from a checkout where the package is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from agentfactory_cli import gateway as _gateway
+
+
+def _shim(func):
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except _gateway.GatewayError as exc:
+            raise AnsibleFilterError(str(exc)) from exc
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+class FilterModule:
+    """agentfactory_gateway_* filters used by the gateway role."""
+
+    def filters(self):
+        return {
+            # agents | agentfactory_gateway_backends(groups, hostvars, defaults) -> frontends/backends/servers
+            "agentfactory_gateway_backends": _shim(_gateway.backends),
+            # backends | agentfactory_gateway_port_problems(agents, host, groups, defaults, reserved) -> [msg]
+            "agentfactory_gateway_port_problems": _shim(_gateway.port_problems),
+            # host | agentfactory_gateway_server_name(replica) -> "<host>_<replica>"
+            "agentfactory_gateway_server_name": _shim(_gateway.server_name),
+        }

@@ -1,0 +1,127 @@
+"""The HAProxy gateway's frontends, backends and servers from the catalog (agentfactory_cli.gateway)."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentfactory_cli import gateway as g
+
+GROUPS = {
+    "all": ["gw1", "a1", "a2", "gpu1"],
+    "gateway": ["gw1"],
+    "agent_hosts": ["gw1", "a1", "a2"],
+    "gpu": ["gpu1"],
+}
+HOSTVARS = {
+    "gw1": {"ansible_host": "127.0.0.1", "agentfactory_host_address": "10.0.0.1"},
+    "a1": {"ansible_host": "a1.example"},
+    "a2": {},
+    "gpu1": {"ansible_host": "fd00::7"},
+}
+CATALOG = [
+    {"name": "chat", "image": "r/chat:1", "replicas": 2, "host_port": 18080, "hosts": "agent_hosts:!gw1",
+     "gateway": {"port": 28080}, "health": {"path": "/ready", "interval": 2, "timeout": 0.5, "retries": 4}},
+    {"name": "vision", "image": "r/vision:1", "hosts": "gpu", "port": 9000, "gateway": {"port": 29000}},
+    {"name": "internal", "image": "r/internal:1", "replicas": 1, "host_port": 19000},
+    {"name": "idle", "image": "r/idle:1", "replicas": 0, "host_port": 19100, "gateway": {"port": 29100}},
+]
+
+
+def test_server_name_is_host_underscore_replica():
+    assert g.server_name("af-lab-2", "reference-1") == "af-lab-2_reference-1"
+    assert g.server_name("gw-01.example.internal", "chat-0") == "gw-01.example.internal_chat-0"
+    # Characters HAProxy refuses in names become "-" in the host part.
+    assert g.server_name("host with space/x", "chat-0") == "host-with-space-x_chat-0"
+    with pytest.raises(g.GatewayError):
+        g.server_name("", "chat-0")
+    with pytest.raises(g.GatewayError):
+        g.server_name("a1", "bad name")
+
+
+@pytest.mark.parametrize("catalog", [None, []])
+def test_empty_catalog_has_no_backends(catalog):
+    assert g.backends(catalog, GROUPS, HOSTVARS) == []
+
+
+def test_only_agents_with_a_gateway_port_get_a_backend():
+    got = g.backends(CATALOG, GROUPS, HOSTVARS)
+    assert [b["name"] for b in got] == ["chat", "vision", "idle"]
+    assert [b["frontend"] for b in got] == ["fe_chat", "fe_vision", "fe_idle"]
+    assert [b["port"] for b in got] == [28080, 29000, 29100]
+    assert g.backends([c for c in CATALOG if "gateway" not in c], GROUPS, HOSTVARS) == []
+
+
+def test_every_replica_on_every_host_in_inventory_order():
+    chat = g.backends(CATALOG, GROUPS, HOSTVARS)[0]
+    assert chat["servers"] == [
+        {"name": "a1_chat-0", "host": "a1", "replica": "chat-0", "index": 0, "address": "a1.example:18080"},
+        {"name": "a1_chat-1", "host": "a1", "replica": "chat-1", "index": 1, "address": "a1.example:18081"},
+        {"name": "a2_chat-0", "host": "a2", "replica": "chat-0", "index": 0, "address": "a2:18080"},
+        {"name": "a2_chat-1", "host": "a2", "replica": "chat-1", "index": 1, "address": "a2:18081"},
+    ]
+
+
+def test_addresses_follow_host_address_and_bracket_ipv6():
+    vision = g.backends(CATALOG, GROUPS, HOSTVARS)[1]
+    assert [s["address"] for s in vision["servers"]] == ["[fd00::7]:9000"]  # host_port defaults to port
+    catalog = [{**CATALOG[0], "hosts": "gw1"}]
+    assert g.backends(catalog, GROUPS, HOSTVARS)[0]["servers"][0]["address"] == "10.0.0.1:18080"
+    assert g.backends(catalog, GROUPS, None)[0]["servers"][0]["address"] == "gw1:18080"
+
+
+def test_health_settings_in_haproxy_units():
+    got = g.backends(CATALOG, GROUPS, HOSTVARS)
+    assert got[0]["health"] == {"path": "/ready", "inter_ms": 2000, "timeout_ms": 500, "fall": 4}
+    # Built-in health defaults: /healthz every 10 s, 5 s timeout, 3 retries.
+    assert got[1]["health"] == {"path": "/healthz", "inter_ms": 10000, "timeout_ms": 5000, "fall": 3}
+
+
+def test_defaults_layer_applies():
+    got = g.backends(CATALOG[:2], GROUPS, HOSTVARS, defaults={"health": {"interval": 1}})
+    assert got[1]["health"]["inter_ms"] == 1000
+    assert got[0]["health"]["inter_ms"] == 2000  # the agent's own value wins
+
+
+def test_zero_replicas_gives_a_backend_without_servers():
+    idle = g.backends(CATALOG, GROUPS, HOSTVARS)[2]
+    assert idle["servers"] == []
+
+
+def test_server_count_follows_replicas_times_hosts():
+    catalog = [{**CATALOG[0], "replicas": 3}]
+    assert len(g.backends(catalog, GROUPS, HOSTVARS)[0]["servers"]) == 6
+
+
+def test_duplicate_gateway_port_is_an_error_naming_both_agents():
+    catalog = [CATALOG[0], {**CATALOG[1], "gateway": {"port": 28080}}]
+    with pytest.raises(g.GatewayError, match=r"agent vision: gateway.port 28080 .* agent chat"):
+        g.backends(catalog, GROUPS, HOSTVARS)
+
+
+@pytest.mark.parametrize("gateway", [{"port": 0}, {"port": "80"}, {"port": True}, {"nope": 1}, "x"])
+def test_bad_gateway_field_is_an_error(gateway):
+    with pytest.raises(g.GatewayError, match="agent chat: gateway"):
+        g.backends([{**CATALOG[0], "gateway": gateway}], GROUPS, HOSTVARS)
+
+
+def test_bad_health_is_an_error():
+    with pytest.raises(g.GatewayError, match=r"health\.interval"):
+        g.backends([{**CATALOG[0], "health": {"interval": 0}}], GROUPS, HOSTVARS)
+    with pytest.raises(g.GatewayError, match=r"health\.path"):
+        g.backends([{**CATALOG[0], "health": {"path": "ready"}}], GROUPS, HOSTVARS)
+
+
+def test_port_problems_reserved_and_local_replicas():
+    catalog = [
+        {**CATALOG[0], "gateway": {"port": 8405}},
+        {**CATALOG[2], "hosts": "gw1"},  # internal-0 on gw1 listens on 19000
+        {**CATALOG[1], "gateway": {"port": 19000}},
+        {**CATALOG[3], "gateway": {"port": 18081}},  # chat-1's port, but chat is not on gw1
+    ]
+    backends = g.backends(catalog, GROUPS, HOSTVARS)
+    problems = g.port_problems(backends, catalog, "gw1", GROUPS, reserved={8405: "the metrics frontend"})
+    assert problems == [
+        "agent chat: gateway.port 8405 on gw1 is already used by the metrics frontend",
+        "agent vision: gateway.port 19000 on gw1 is already used by replica internal-0 on gw1",
+    ]
+    assert g.port_problems(g.backends(CATALOG, GROUPS, HOSTVARS), CATALOG, "gw1", GROUPS, reserved={"8405": "m"}) == []
