@@ -53,6 +53,9 @@ demo: deps  ## the whole story on the local lab, ending with the fleet status
 	$(BIN)/agentfactory deploy
 	$(BIN)/agentfactory lab status
 	$(BIN)/agentfactory status
+	@echo "A request through the gateway: curl $$($(BIN)/agentfactory lab url gateway)/v1/task"
+	@curl -sS --max-time 10 -H 'Content-Type: application/json' -d '{"input": "hello agent factory"}' \
+	  "$$($(BIN)/agentfactory lab url gateway)/v1/task"; echo
 
 test: deps lint unit image molecule e2e  ## the whole suite: lint, unit, molecule, end to end
 	@echo "make test: all stages passed"

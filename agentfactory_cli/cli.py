@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     for action, text in (("up", "create or start the hosts (harmless to repeat)"),
                          ("down", "remove the hosts, their network and the lab inventory"),
                          ("status", "list the hosts, their published ports and services"),
-                         ("image", "start the Docker engine if needed and build the host image")):
+                         ("image", "start the Docker engine if needed and build the host image"),
+                         ("url", "print the 127.0.0.1 URL of a service on the lab (e.g. gateway)")):
         sp = lab_verbs.add_parser(action, help=text, description=text)
         sp.add_argument("--name", default=_env("LAB", DEFAULT_LAB),
                         help="lab name, for several labs side by side (env AGENTFACTORY_LAB)")
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="number of hosts (default 3)")
         if action == "status":
             sp.add_argument("--json", action="store_true", help="machine-readable output")
+        if action == "url":
+            sp.add_argument("service", choices=[s for s in PUBLISHED_PORTS if s != "ssh"])
 
     common = _playbook_options()
     for name, verb in VERBS.items():
@@ -242,6 +245,12 @@ def _lab(args: argparse.Namespace) -> int:
         engine.ensure_engine(log=log)
         if not hostimage.ensure_image(log=log):
             log(f"Host image {hostimage.IMAGE} is up to date.")
+    elif args.lab_verb == "url":
+        port = PUBLISHED_PORTS[args.service]
+        urls = [f"http://127.0.0.1:{h.ports[port]}" for h in lab.hosts() if port in h.ports]
+        if not urls:
+            raise errors.AgentFactoryError(f"no lab host publishes {args.service} (is the lab up?)")
+        print(urls[0])
     elif args.lab_verb == "up":
         lab.up(args.hosts, log=log)
         _print_lab(lab, json_mode=False)
