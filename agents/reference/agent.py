@@ -144,7 +144,7 @@ class Agent:
         self.tasks = Counter("agent_tasks_total", "Tasks completed.", registry=self.registry)
         self.uptime = Gauge("agent_uptime_seconds", "Seconds since the agent started.", registry=self.registry)
         self.uptime.set_function(self.uptime_seconds)
-        self.healthy = Gauge("agent_healthy", "1 when the agent reports itself healthy.",
+        self.healthy = Gauge("agentfactory_agent_healthy", "1 when the agent reports itself healthy.",
                              registry=self.registry)
         self.healthy.set_function(lambda: 1.0 if self.is_healthy()[0] else 0.0)
         self.build = Info("agent_build", "The agent's build and identity.", registry=self.registry)

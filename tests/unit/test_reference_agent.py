@@ -123,7 +123,7 @@ def test_metrics_expose_requests_uptime_build_and_process(serve):
     assert re.search(r'^agent_build_info\{.*version="1\.0\.0".*\} 1\.0$', text, re.M)
     assert 'replica="support-bot-1"' in text
     assert 'model="small"' in text
-    assert "agent_healthy 1.0" in text
+    assert "agentfactory_agent_healthy 1.0" in text
     assert "agent_request_duration_seconds_bucket" in text
     assert re.search(r"^process_cpu_seconds_total \d", text, re.M)
     assert re.search(r"^process_resident_memory_bytes \d", text, re.M)

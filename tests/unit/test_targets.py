@@ -104,6 +104,21 @@ def test_agent_defaults_hosts_and_metrics_path():
     assert {g["labels"]["__metrics_path__"] for g in got} == {"/metrics"}
 
 
+def test_agents_completed_like_the_agent_role_does():
+    """host_port defaults to port (8080), and agentfactory_agent_defaults is a layer under the agent."""
+    defaults = {"metrics": {"path": "/internal/metrics"}, "replicas": 2, "resources": {"memory": "1g"}}
+    catalog = [{"name": "a", "hosts": "gpu"}, {"name": "b", "hosts": "gpu", "port": 9000, "replicas": 1,
+                                               "metrics": {"path": "/m"}}]
+    got = t.agent_targets(catalog, GROUPS, {}, defaults)
+    assert [(g["targets"][0], g["labels"]["__metrics_path__"]) for g in got] == [
+        ("gpu1:8080", "/internal/metrics"), ("gpu1:8081", "/internal/metrics"), ("gpu1:9000", "/m"),
+    ]
+    assert t.agent_limits(catalog, defaults) == [
+        {"name": "a", "memory_bytes": 1024**3, "cpus": None},
+        {"name": "b", "memory_bytes": 1024**3, "cpus": None},
+    ]
+
+
 def test_zero_replicas_and_unmatched_hosts_give_no_targets():
     catalog = [
         {"name": "idle", "replicas": 0, "host_port": 8000, "hosts": "agent_hosts"},
@@ -116,7 +131,6 @@ def test_zero_replicas_and_unmatched_hosts_give_no_targets():
     ("agent", "message"),
     [
         ({"replicas": 1, "host_port": 8000}, r"agentfactory_agents\[0\] has no name"),
-        ({"name": "x", "replicas": 1}, "agent x: host_port is required"),
         ({"name": "x", "replicas": -1, "host_port": 8000}, "agent x: replicas"),
         ({"name": "x", "replicas": True, "host_port": 8000}, "agent x: replicas"),
         ({"name": "x", "replicas": 3, "host_port": 65534}, r"agent x: host_port \+ replicas - 1"),
@@ -181,4 +195,4 @@ def test_filter_plugin_exposes_the_functions():
     from ansible.errors import AnsibleFilterError
 
     with pytest.raises(AnsibleFilterError, match="agent x"):
-        filters["agentfactory_agent_targets"]([{"name": "x", "replicas": 1}], GROUPS, {})
+        filters["agentfactory_agent_targets"]([{"name": "x", "replicas": -1}], GROUPS, {})

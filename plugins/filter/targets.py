@@ -1,0 +1,42 @@
+"""Filters for Prometheus targets: thin shims over agentfactory_cli.targets (tested there)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from agentfactory_cli import targets as _targets
+except ImportError:  # running from a checkout where the package is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from agentfactory_cli import targets as _targets
+
+
+def _shim(func):
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except _targets.TargetError as exc:
+            raise AnsibleFilterError(str(exc)) from exc
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+class FilterModule:
+    """agentfactory_* filters used by the prometheus role."""
+
+    def filters(self):
+        return {
+            # groups | agentfactory_node_targets(hostvars, port, pattern) -> file_sd target groups
+            "agentfactory_node_targets": _shim(_targets.node_targets),
+            # agents | agentfactory_agent_targets(groups, hostvars) -> file_sd target groups
+            "agentfactory_agent_targets": _shim(_targets.agent_targets),
+            # pattern | agentfactory_resolve_hosts(groups) -> inventory hosts
+            "agentfactory_resolve_hosts": _shim(_targets.resolve_hosts),
+            # agents | agentfactory_agent_limits -> [{name, memory_bytes, cpus}]
+            "agentfactory_agent_limits": _shim(_targets.agent_limits),
+        }
