@@ -5,25 +5,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ansible.errors import AnsibleFilterError
-
 try:
     from agentfactory_cli import gateway as _gateway
+    from agentfactory_cli.filtershim import filter_shim
 except ImportError:  # running from a checkout where the package is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from agentfactory_cli import gateway as _gateway
+    from agentfactory_cli.filtershim import filter_shim
 
 
 def _shim(func):
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except _gateway.GatewayError as exc:
-            raise AnsibleFilterError(str(exc)) from exc
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper
+    return filter_shim(func, _gateway.GatewayError)
 
 
 class FilterModule:
