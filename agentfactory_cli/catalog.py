@@ -12,8 +12,10 @@ Validation happens in two passes, and every problem of both passes is reported a
    "did you mean" hint.
 2. Rules a schema cannot say: unique names, fields required by the runtime or the image
    source, the replicas' host ports fitting in 65535, placements (``hosts``) that must match
-   at least one inventory host, host ports colliding between agents on a shared host, the
-   minimum memory limit, and how secrets are given.
+   at least one inventory host, host ports colliding between agents on a shared host, gateway
+   ports (``gateway.port``) shared by two agents or equal to the host port of a replica placed
+   on a host of the group ``gateway`` (where HAProxy binds every gateway port), the minimum
+   memory limit, and how secrets are given.
 
 Values are checked as found in the inventory, before templating. ``secrets`` in particular
 must be handed over untemplated, so that ``strict`` can tell a vault reference from a literal.
@@ -754,6 +756,27 @@ class _Placed:
     last: int
 
 
+@dataclass
+class _GatewayPort:
+    index: int
+    label: str
+    port: int
+
+
+# The inventory group whose hosts run the HAProxy gateway (the gateway role's play hosts).
+GATEWAY_GROUP = "gateway"
+
+
+def _agent_ref(label: str) -> str:
+    return f"agent '{label}'" if not label.startswith("#") else f"agent {label}"
+
+
+def _gateway_port(merged: Mapping[str, Any]) -> int | None:
+    gateway = merged.get("gateway")
+    port = gateway.get("port") if isinstance(gateway, Mapping) else None
+    return port if isinstance(port, int) and not isinstance(port, bool) else None
+
+
 def _cross_checks(
     own: Mapping[str, Any], merged: Mapping[str, Any], bad: set[str], groups: Mapping[str, Sequence[str]]
 ) -> tuple[list[tuple[str, str]], list[str] | None]:
@@ -852,6 +875,7 @@ def validate_catalog(
 
     first_use: dict[str, int] = {}
     placements: list[_Placed] = []
+    gateway_ports: list[_GatewayPort] = []
     for position, agent in enumerate(agents, start=1):
         label = _label(agent, position)
         if not isinstance(agent, Mapping):
@@ -882,6 +906,9 @@ def validate_catalog(
         if hosts and not ({"host_port", "port", "replicas"} & bad) and merged["replicas"] > 0:
             first = merged["host_port"]
             placements.append(_Placed(position, label, hosts, first, first + merged["replicas"] - 1))
+        gateway_port = None if "gateway" in bad else _gateway_port(merged)
+        if gateway_port is not None:
+            gateway_ports.append(_GatewayPort(position, label, gateway_port))
 
     # Host ports shared by two agents on one host; reported on the later agent.
     for j, later in enumerate(placements):
@@ -892,10 +919,28 @@ def validate_catalog(
             shared = [h for h in later.hosts if h in set(earlier.hosts)]
             if not shared:
                 continue
-            other = f"agent '{earlier.label}'" if not earlier.label.startswith("#") else f"agent {earlier.label}"
             add(later.label, "host_port",
-                f"{_ports(low, high)} on {_hosts_text(shared)} already used by {other} "
+                f"{_ports(low, high)} on {_hosts_text(shared)} already used by {_agent_ref(earlier.label)} "
                 f"({_ports(earlier.first, earlier.last)})", later.index)
+
+    # Gateway ports: every gateway host binds all of them, so they are unique across the
+    # catalog (reported on the later agent) and no replica on a gateway host may listen on one.
+    first_gateway: dict[int, _GatewayPort] = {}
+    gateway_hosts = set(groups.get(GATEWAY_GROUP) or [])
+    for entry in gateway_ports:
+        earlier = first_gateway.setdefault(entry.port, entry)
+        if earlier is not entry:
+            add(entry.label, "gateway.port",
+                f"port {entry.port} is already the gateway port of {_agent_ref(earlier.label)} "
+                "(gateway ports must be unique)", entry.index)
+        for placed in placements:
+            shared = [h for h in placed.hosts if h in gateway_hosts]
+            if not shared or not placed.first <= entry.port <= placed.last:
+                continue
+            owner = "this agent's own replicas" if placed.index == entry.index else _agent_ref(placed.label)
+            add(entry.label, "gateway.port",
+                f"port {entry.port} on {_hosts_text(shared)} (group '{GATEWAY_GROUP}') is already used by "
+                f"{owner} ({_ports(placed.first, placed.last)})", entry.index)
 
     return _sorted(problems)
 

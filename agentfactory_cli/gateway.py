@@ -5,9 +5,9 @@ Plain functions over plain data (unit-tested in tests/unit/test_gateway.py), exp
 
 Every agent with ``gateway.port`` gets one frontend on that port and one backend named after
 the agent. The backend lists every replica on every host the agent is placed on (placement and
-replicas as the agent role sees them: :func:`agentfactory_cli.fleet.agents_for_host`), reached
-at the host's inter-host address (:func:`agentfactory_cli.targets.host_address`) and the
-replica's host port.
+replicas as the agent role sees them: :func:`agentfactory_cli.fleet.agents_for_host`, including
+a run's replica overrides, e.g. ``agentfactory scale``), reached at the host's inter-host address
+(:func:`agentfactory_cli.targets.host_address`) and the replica's host port.
 
 Server names are ``<inventory host>_<replica>``, the replica being ``<agent>-<index>``:
 ``af-lab-2_reference-1`` is replica 1 of ``reference`` on ``af-lab-2``. Agent names are DNS
@@ -93,11 +93,28 @@ def _gateway_port(agent: Mapping[str, Any]) -> int | None:
     return port
 
 
+def _replica_overrides(replicas: Any) -> dict[str, int]:
+    """``{agent: count}`` checked (counts are integers >= 0; digits given as text are read)."""
+    if replicas is None:
+        return {}
+    if not isinstance(replicas, Mapping):
+        raise GatewayError(f"replica overrides must be a mapping of agent to count, got {replicas!r}")
+    result = {}
+    for name, count in replicas.items():
+        if isinstance(count, str) and count.strip().isdigit():
+            count = int(count)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise GatewayError(f"agent {name}: replicas override must be an integer >= 0, got {count!r}")
+        result[str(name)] = count
+    return result
+
+
 def backends(
     agents: Iterable[Mapping[str, Any]] | None,
     groups: Mapping[str, Sequence[str]],
     hostvars: Mapping[str, Mapping[str, Any]] | None = None,
     defaults: Mapping[str, Any] | None = None,
+    replicas: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """One entry per agent with ``gateway.port``, in catalog order.
 
@@ -105,12 +122,15 @@ def backends(
     name), ``port`` (the gateway port), ``health`` (``path``, ``inter_ms``, ``timeout_ms``,
     ``fall`` from the agent's health settings) and ``servers``: one per replica per host, in
     inventory order then replica order, each ``{name, host, replica, index, address}``.
+    ``replicas`` (``{agent: count}``) overrides the catalog's replica count of the named agents
+    for this run, as the agent role's ``agent_replicas_override`` does (``agentfactory scale``).
     An agent with no replicas anywhere has an empty server list (HAProxy answers 503).
     An empty or missing catalog gives an empty list.
     """
     agents = list(agents or [])
     hosts = list(groups.get("all") or [])
-    placed_by_host = {host: agents_for_host(agents, host, groups, defaults) for host in hosts}
+    overrides = _replica_overrides(replicas)
+    placed_by_host = {host: agents_for_host(agents, host, groups, defaults, replicas=overrides) for host in hosts}
 
     result: list[dict[str, Any]] = []
     seen_ports: dict[int, str] = {}
@@ -184,18 +204,20 @@ def port_problems(
     groups: Mapping[str, Sequence[str]],
     defaults: Mapping[str, Any] | None = None,
     reserved: Mapping[Any, str] | None = None,
+    replicas: Mapping[str, int] | None = None,
 ) -> list[str]:
     """Gateway ports that cannot be bound on gateway host ``host``, one message each.
 
     A frontend port must not be one of the ``reserved`` ports (``{port: what uses it}``, e.g.
     the metrics frontend) nor the host port of a replica placed on ``host`` itself (a gateway
     host may run agents too). HAProxy's own check (``haproxy -c``) does not bind, so these
-    would only fail at reload time.
+    would only fail at reload time. ``replicas`` overrides replica counts as in :func:`backends`.
     """
     taken: dict[int, str] = {}
     for port, what in (reserved or {}).items():
         taken[int(port)] = str(what)
-    for agent in agents_for_host(list(agents or []), host, groups, defaults):
+    overrides = _replica_overrides(replicas)
+    for agent in agents_for_host(list(agents or []), host, groups, defaults, replicas=overrides):
         for replica in agent["replica_list"]:
             taken.setdefault(int(replica["host_port"]), f"replica {replica['name']} on {host}")
     problems = []

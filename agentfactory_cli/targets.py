@@ -100,6 +100,7 @@ def agent_targets(
     groups: Mapping[str, Sequence[str]],
     hostvars: Mapping[str, Mapping[str, Any]] | None = None,
     defaults: Mapping[str, Any] | None = None,
+    replicas: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """One target group per agent replica: replica i on each of the agent's hosts is host_port + i.
 
@@ -108,21 +109,29 @@ def agent_targets(
     agent_hosts, metrics.path /metrics unless set). Labels: `agent`, `host` (inventory name),
     `replica` (index as a string) and `__metrics_path__` (the agent's `metrics.path`). An empty
     or missing catalog gives an empty list, which Prometheus reads as "no targets".
+
+    `replicas` (`{agent: count}`) overrides the catalog's replica count of the named agents for
+    this run, as the agent role's `agent_replicas_override` does (`agentfactory scale`).
     """
+    if replicas is not None and not isinstance(replicas, Mapping):
+        raise TargetError(f"replica overrides must be a mapping of agent to count, got {replicas!r}")
+    overrides = dict(replicas or {})
     result: list[dict[str, Any]] = []
     for index, agent in enumerate(_normalised(agents, defaults)):
         name = agent.get("name")
         if not name:
             raise TargetError(f"agentfactory_agents[{index}] has no name")
-        replicas = agent.get("replicas", 1)
-        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
-            raise TargetError(f"agent {name}: replicas must be an integer >= 0, got {replicas!r}")
-        if replicas == 0:
+        count = overrides.get(name, agent.get("replicas", 1))
+        if name in overrides and isinstance(count, str) and count.strip().isdigit():
+            count = int(count)  # an extra var given as text, read like the agent role reads it
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise TargetError(f"agent {name}: replicas must be an integer >= 0, got {count!r}")
+        if count == 0:
             continue
         if "host_port" not in agent:
             raise TargetError(f"agent {name}: host_port is required")
         first = _port(agent["host_port"], f"agent {name}: host_port")
-        _port(first + replicas - 1, f"agent {name}: host_port + replicas - 1")
+        _port(first + count - 1, f"agent {name}: host_port + replicas - 1")
         metrics = agent.get("metrics") or {}
         path = str(metrics.get("path") or DEFAULT_METRICS_PATH)
         if not path.startswith("/"):
@@ -130,7 +139,7 @@ def agent_targets(
         pattern = agent.get("hosts", DEFAULT_AGENT_HOSTS)
         for host in resolve_hosts(pattern, groups):
             address = host_address(host, hostvars)
-            for replica in range(replicas):
+            for replica in range(count):
                 result.append({
                     "targets": [_hostport(address, first + replica)],
                     "labels": {

@@ -25,7 +25,7 @@ class FilterModule:
         return {
             # groups | agentfactory_node_targets(hostvars, port, pattern) -> file_sd target groups
             "agentfactory_node_targets": _shim(_targets.node_targets),
-            # agents | agentfactory_agent_targets(groups, hostvars) -> file_sd target groups
+            # agents | agentfactory_agent_targets(groups, hostvars, defaults, replicas) -> file_sd target groups
             "agentfactory_agent_targets": _shim(_targets.agent_targets),
             # pattern | agentfactory_resolve_hosts(groups) -> inventory hosts
             "agentfactory_resolve_hosts": _shim(_targets.resolve_hosts),

@@ -246,6 +246,9 @@ CASES = [
      "(host ports 18080-18081)"),
     ("port-collision-default-ports", [{"name": "a", "image": "x:1"}, {"name": "b", "image": "y:1"}],
      "b", "host_port", "host port 8080 on hosts 'agent1', 'agent2', 'agent3' already used by agent 'a'"),
+    ("gateway-port-shared", [base_agent(gateway={"port": 28080}),
+                             base_agent(name="other", host_port=19000, gateway={"port": 28080})],
+     "other", "gateway.port", "port 28080 is already the gateway port of agent 'support-bot'"),
     ("catalog-not-list", {"support-bot": base_agent()}, "", "", "must be a list of agents (got a mapping)"),
 ]
 
@@ -422,6 +425,66 @@ def test_port_collision_with_several_agents_reports_each():
     assert [(p.agent, p.field) for p in problems] == [("c", "host_port"), ("d", "host_port")]
     assert "agent 'support-bot'" in problems[0].message
     assert "agent 'b'" in problems[1].message
+
+
+# --------------------------------------------------------------------------------------------
+# Gateway ports
+
+# agent1 is a gateway host and an agent host; the gateway binds every gateway port there.
+GATEWAY_GROUPS = {**GROUPS, "gateway": ["agent1"]}
+
+
+def test_gateway_ports_must_be_unique_naming_both_agents_and_the_port():
+    agents = [base_agent(gateway={"port": 28080}), base_agent(name="b", host_port=19000, gateway={"port": 28081}),
+              base_agent(name="c", host_port=19100, gateway={"port": 28080})]
+    (problem,) = check(agents)
+    assert str(problem) == (
+        "agent 'c': field 'gateway.port': port 28080 is already the gateway port of agent 'support-bot' "
+        "(gateway ports must be unique)"
+    )
+    assert problem.index == 3
+
+
+def test_gateway_port_in_defaults_is_shared_by_every_agent():
+    agents = [base_agent(), base_agent(name="b", host_port=19000), base_agent(name="c", host_port=19100)]
+    problems = check(agents, defaults={"gateway": {"port": 28080}})
+    assert [(p.agent, p.field) for p in problems] == [("b", "gateway.port"), ("c", "gateway.port")]
+    assert all("agent 'support-bot'" in p.message for p in problems)
+    # An agent's own gateway replaces the inherited one.
+    agents[1]["gateway"], agents[2]["gateway"] = {"port": 28081}, {"port": 28082}
+    assert check(agents, defaults={"gateway": {"port": 28080}}) == []
+
+
+def test_gateway_port_taken_by_a_replica_on_a_gateway_host():
+    agents = [base_agent(replicas=3), base_agent(name="b", host_port=19000, gateway={"port": 18082})]
+    (problem,) = validate_catalog(agents, GATEWAY_GROUPS)
+    assert str(problem) == (
+        "agent 'b': field 'gateway.port': port 18082 on host 'agent1' (group 'gateway') is already used by "
+        "agent 'support-bot' (host ports 18080-18082)"
+    )
+
+
+def test_gateway_port_taken_by_the_agent_s_own_replica_on_a_gateway_host():
+    (problem,) = validate_catalog([base_agent(gateway={"port": 18080})], GATEWAY_GROUPS)
+    assert (problem.agent, problem.field) == ("support-bot", "gateway.port")
+    assert "already used by this agent's own replicas (host port 18080)" in problem.message
+
+
+def test_gateway_port_equal_to_host_ports_off_the_gateway_hosts_is_fine():
+    # The replicas using 18080-18081 run on agent2 and agent3 only, not on the gateway host agent1.
+    agents = [base_agent(replicas=2, hosts="agent_hosts:!agent1"),
+              base_agent(name="b", host_port=19000, gateway={"port": 18081})]
+    assert validate_catalog(agents, GATEWAY_GROUPS) == []
+    # Without a gateway group there is no gateway host, so nothing binds the gateway ports.
+    assert check([base_agent(gateway={"port": 18080})]) == []
+    # No replica, no port in use.
+    assert validate_catalog([base_agent(replicas=0, gateway={"port": 18080})], GATEWAY_GROUPS) == []
+
+
+def test_bad_gateway_field_is_reported_once_and_not_compared():
+    agents = [base_agent(gateway={"port": 0}), base_agent(name="b", host_port=19000, gateway={"port": 0})]
+    assert [(p.agent, p.field) for p in check(agents)] == [("support-bot", "gateway.port"), ("b", "gateway.port")]
+    assert all("already" not in p.message for p in check(agents))
 
 
 # --------------------------------------------------------------------------------------------

@@ -125,3 +125,66 @@ def test_port_problems_reserved_and_local_replicas():
         "agent vision: gateway.port 19000 on gw1 is already used by replica internal-0 on gw1",
     ]
     assert g.port_problems(g.backends(CATALOG, GROUPS, HOSTVARS), CATALOG, "gw1", GROUPS, reserved={"8405": "m"}) == []
+
+
+def test_replicas_override_changes_the_servers_of_that_agent_only():
+    """agentfactory scale: the backends list the replicas the agent role runs in the same run."""
+    got = g.backends(CATALOG, GROUPS, HOSTVARS, replicas={"chat": 3, "idle": 1})
+    chat, vision, idle = got
+    assert [s["name"] for s in chat["servers"]] == [
+        "a1_chat-0", "a1_chat-1", "a1_chat-2", "a2_chat-0", "a2_chat-1", "a2_chat-2",
+    ]
+    assert chat["servers"][2]["address"] == "a1.example:18082"
+    assert vision["servers"] == g.backends(CATALOG, GROUPS, HOSTVARS)[1]["servers"]
+    assert [s["name"] for s in idle["servers"]] == ["gw1_idle-0", "a1_idle-0", "a2_idle-0"]
+    # Scaled to zero: the frontend stays, with an empty backend (HAProxy answers 503).
+    (chat,) = g.backends(CATALOG[:1], GROUPS, HOSTVARS, replicas={"chat": 0})
+    assert chat["port"] == 28080
+    assert chat["servers"] == []
+
+
+def test_empty_or_unknown_replicas_override_changes_nothing():
+    plain = g.backends(CATALOG, GROUPS, HOSTVARS)
+    assert g.backends(CATALOG, GROUPS, HOSTVARS, replicas={}) == plain
+    assert g.backends(CATALOG, GROUPS, HOSTVARS, replicas=None) == plain
+    assert g.backends(CATALOG, GROUPS, HOSTVARS, replicas={"nobody": 5}) == plain
+
+
+@pytest.mark.parametrize("replicas", [{"chat": -1}, {"chat": "many"}, {"chat": True}, ["chat", 2]])
+def test_bad_replicas_override_is_an_error(replicas):
+    with pytest.raises(g.GatewayError, match="replica"):
+        g.backends(CATALOG, GROUPS, HOSTVARS, replicas=replicas)
+
+
+def test_replicas_override_given_as_text_is_read():
+    assert len(g.backends(CATALOG[:1], GROUPS, HOSTVARS, replicas={"chat": "1"})[0]["servers"]) == 2
+
+
+def test_port_problems_follow_the_replicas_override():
+    catalog = [
+        {**CATALOG[2], "hosts": "gw1"},  # internal-0 on gw1 listens on 19000; scaled to 2, also 19001
+        {**CATALOG[1], "gateway": {"port": 19001}},
+    ]
+    backends = g.backends(catalog, GROUPS, HOSTVARS)
+    assert g.port_problems(backends, catalog, "gw1", GROUPS) == []
+    assert g.port_problems(backends, catalog, "gw1", GROUPS, replicas={"internal": 2}) == [
+        "agent vision: gateway.port 19001 on gw1 is already used by replica internal-1 on gw1",
+    ]
+
+
+def test_filter_plugin_passes_the_replicas_override():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "plugins" / "filter" / "gateway.py"
+    spec = importlib.util.spec_from_file_location("af_filter_gateway", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    filters = module.FilterModule().filters()
+    # Positional, as the gateway role calls it: groups, hostvars, defaults, replicas.
+    (chat,) = filters["agentfactory_gateway_backends"](CATALOG[:1], GROUPS, HOSTVARS, {}, {"chat": 1})
+    assert [s["name"] for s in chat["servers"]] == ["a1_chat-0", "a2_chat-0"]
+    from ansible.errors import AnsibleFilterError
+
+    with pytest.raises(AnsibleFilterError, match="agent chat: replicas override"):
+        filters["agentfactory_gateway_backends"](CATALOG[:1], GROUPS, HOSTVARS, {}, {"chat": -1})

@@ -196,3 +196,51 @@ def test_filter_plugin_exposes_the_functions():
 
     with pytest.raises(AnsibleFilterError, match="agent x"):
         filters["agentfactory_agent_targets"]([{"name": "x", "replicas": -1}], GROUPS, {})
+
+
+def test_replicas_override_changes_the_targets_of_that_agent_only():
+    """agentfactory scale: the target files list the replicas the agent role runs in the same run."""
+    catalog = [
+        {"name": "support-bot", "replicas": 2, "host_port": 18080, "hosts": "agent_hosts:!gpu"},
+        {"name": "trainer", "replicas": 1, "host_port": 19000, "hosts": "gpu"},
+    ]
+    got = t.agent_targets(catalog, GROUPS, {}, None, {"support-bot": 3})
+    assert [g["targets"][0] for g in got] == [
+        "agent1:18080", "agent1:18081", "agent1:18082",
+        "agent2:18080", "agent2:18081", "agent2:18082",
+        "gpu1:19000",
+    ]
+    assert got[2]["labels"]["replica"] == "2"
+    scaled_to_zero = t.agent_targets(catalog, GROUPS, {}, replicas={"support-bot": 0, "trainer": "2"})
+    assert [g["targets"][0] for g in scaled_to_zero] == ["gpu1:19000", "gpu1:19001"]
+    assert t.agent_targets(catalog, GROUPS, {}, replicas={}) == t.agent_targets(catalog, GROUPS, {})
+    assert t.agent_targets(catalog, GROUPS, {}, replicas={"nobody": 4}) == t.agent_targets(catalog, GROUPS, {})
+
+
+@pytest.mark.parametrize(
+    ("replicas", "message"),
+    [
+        ({"x": -1}, "agent x: replicas"),
+        ({"x": "many"}, "agent x: replicas"),
+        ({"x": 70000}, r"agent x: host_port \+ replicas - 1"),
+        (["x"], "replica overrides must be a mapping"),
+    ],
+)
+def test_bad_replicas_override_is_an_error(replicas, message):
+    with pytest.raises(t.TargetError, match=message):
+        t.agent_targets([{"name": "x", "replicas": 1, "host_port": 8000}], GROUPS, replicas=replicas)
+
+
+def test_filter_plugin_passes_the_replicas_override():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "plugins" / "filter" / "targets.py"
+    spec = importlib.util.spec_from_file_location("af_filter_targets_override", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    filters = module.FilterModule().filters()
+    # Positional, as the prometheus role calls it: groups, hostvars, defaults, replicas.
+    got = filters["agentfactory_agent_targets"]([{"name": "x", "host_port": 8000, "hosts": "gpu"}], GROUPS, {}, {},
+                                                {"x": 2})
+    assert [g["targets"][0] for g in got] == ["gpu1:8000", "gpu1:8001"]
