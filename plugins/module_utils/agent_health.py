@@ -532,6 +532,8 @@ def _systemd_unit(props, now_monotonic, now, env_files=None):
         exit_code = _int(props.get("ExecMainStatus"))
     port, health_path = _unit_hints(props, env_files)
     return {
+        # The agent role names each replica's release in its drop-in (Environment=).
+        "config_hash": _parse_environment(props.get("Environment")).get("AGENT_CONFIG_HASH") or None,
         "id": unit,
         "name": unit,
         "agent": match.group("agent") if match else None,

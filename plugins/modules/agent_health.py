@@ -311,7 +311,9 @@ replicas:
       type: str
       sample: registry.lab:5000/agents/sample:1.0
     config_hash:
-      description: The container's agentfactory.config-hash label.
+      description: >-
+        The fingerprint of what the replica runs: the container's agentfactory.config-hash
+        label, or the unit's AGENT_CONFIG_HASH environment variable.
       type: str
       sample: 6c1f0e...
     host_port:

@@ -6,12 +6,12 @@ import json
 import os
 
 import pytest
-from labcli import LAB, agentfactory
+from labcli import HOSTS, LAB, agentfactory
 
 
 @pytest.fixture(scope="session")
-def lab2():
-    """Two fresh hosts for the whole session, removed afterwards even when a test fails.
+def lab():
+    """Fresh hosts for the whole session, removed afterwards even when a test fails.
 
     AGENTFACTORY_E2E_KEEP_LAB=1 keeps the lab between runs (for working on one test); the
     tests that expect bare hosts then skip.
@@ -19,7 +19,7 @@ def lab2():
     keep = os.environ.get("AGENTFACTORY_E2E_KEEP_LAB") == "1"
     if not keep:
         agentfactory("lab", "down", "--name", LAB)
-    agentfactory("lab", "up", "--name", LAB, "--hosts", "2", check=True)
+    agentfactory("lab", "up", "--name", LAB, "--hosts", str(HOSTS), check=True)
     res = agentfactory("lab", "status", "--name", LAB, "--json", check=True)
     yield {**json.loads(res.stdout), "kept": keep}
     if not keep:
@@ -27,7 +27,7 @@ def lab2():
 
 
 @pytest.fixture(scope="session")
-def bootstrapped(lab2):
+def bootstrapped(lab):
     """The lab with Docker and node_exporter (a no-op when test_10_bootstrap already ran)."""
     agentfactory("bootstrap", check=True)
-    return lab2
+    return lab

@@ -1,6 +1,6 @@
 """Agents on the lab: deploy, idempotence, config change, scale, stop/start, a crash, destroy.
 
-Two agents from the reference image (shipped as a `docker save` archive) on two hosts; every
+Two agents from the reference image (shipped as a `docker save` archive) on every host; every
 check reads the real state, through `agentfactory status --json` or on the hosts themselves.
 """
 
@@ -10,7 +10,7 @@ import time
 
 import pytest
 import yaml
-from labcli import agentfactory, lab_dir, on_host, run_json
+from labcli import HOSTS, agentfactory, host_name, host_names, lab_dir, on_host, run_json
 
 from agentfactory_cli.agentimage import ensure_agent_archive
 
@@ -21,7 +21,8 @@ def catalog(alpha_model: str = "small") -> dict:
               "health": {"path": "/healthz", "interval": 2, "timeout": 2, "retries": 2},
               "update": {"batch": 1, "health_timeout": 90, "rollback": True}}
     return {"agentfactory_agents": [
-        {"name": "alpha", "replicas": 2, "host_port": 18100, "config": {"model": alpha_model}, **common},
+        {"name": "alpha", "replicas": 2, "host_port": 18100, "config": {"model": alpha_model},
+         "gateway": {"port": 28100}, **common},
         {"name": "beta", "replicas": 1, "host_port": 18200, "config": {"model": "tiny"},
          "secrets": {"API_KEY": "not-a-real-key"}, **common},
     ]}
@@ -57,8 +58,8 @@ def test_deploy_brings_every_replica_up_healthy(deployed):
     code, doc = status()
     assert code == 0, doc
     assert doc["healthy"] is True
-    assert doc["agents"]["alpha"] == {"desired": 4, "running": 4, "healthy": 4, "hosts": 2}
-    assert doc["agents"]["beta"] == {"desired": 2, "running": 2, "healthy": 2, "hosts": 2}
+    assert doc["agents"]["alpha"] == {"desired": 2 * HOSTS, "running": 2 * HOSTS, "healthy": 2 * HOSTS, "hosts": HOSTS}
+    assert doc["agents"]["beta"] == {"desired": HOSTS, "running": HOSTS, "healthy": HOSTS, "hosts": HOSTS}
     assert sorted(containers(1)) == ["alpha-0", "alpha-1", "beta-0"]
     # The secret is a file readable by the agent only, and is not in the container's env.
     mode = on_host(1, "stat", "-c", "%a %u", "/etc/agentfactory/agents/beta/secrets/API_KEY").stdout.split()
@@ -70,7 +71,7 @@ def test_deploy_brings_every_replica_up_healthy(deployed):
 def test_second_deploy_changes_nothing(deployed):
     code, doc = run_json("deploy")
     assert code == 0
-    assert {h: c["changed"] for h, c in doc["hosts"].items()} == {"af-e2e-1": 0, "af-e2e-2": 0}
+    assert {h: c["changed"] for h, c in doc["hosts"].items()} == dict.fromkeys(host_names(), 0)
 
 
 def test_config_change_restarts_only_that_agent(deployed):
@@ -86,16 +87,26 @@ def test_config_change_restarts_only_that_agent(deployed):
     assert "model: large" in rendered
 
 
+def gateway_servers(agent: str) -> list[str]:
+    """The servers of an agent's backend in the gateway's live haproxy.cfg."""
+    config = on_host(1, "cat", "/etc/haproxy/haproxy.cfg").stdout
+    lines = [line.split() for line in config.splitlines()]
+    return [words[1] for words in lines if words[:1] == ["server"] and f"_{agent}-" in words[1]]
+
+
 def test_scale_up_and_down(deployed):
+    assert len(gateway_servers("alpha")) == 2 * HOSTS
     assert agentfactory("scale", "--agent", "alpha", "--replicas", "3").returncode == 0
+    assert len(gateway_servers("alpha")) == 3 * HOSTS  # the gateway follows the scale
     assert sorted(n for n in containers(2) if n.startswith("alpha")) == ["alpha-0", "alpha-1", "alpha-2"]
     _code, doc = status()
     alpha = [r for r in doc["replicas"] if r["agent"] == "alpha"]
-    assert len(alpha) == 6 and all(r["health"] == "healthy" for r in alpha)
+    assert len(alpha) == 3 * HOSTS and all(r["health"] == "healthy" for r in alpha)
     # Status measures against the catalog: the third replica on each host is beyond it.
-    assert sorted(r["name"] for r in alpha if not r["desired"]) == ["alpha-2", "alpha-2"]
+    assert sorted(r["name"] for r in alpha if not r["desired"]) == ["alpha-2"] * HOSTS
     assert agentfactory("scale", "--agent", "alpha", "--replicas", "1").returncode == 0
     assert sorted(n for n in containers(2) if n.startswith("alpha")) == ["alpha-0"]
+    assert sorted(gateway_servers("alpha")) == sorted(f"{host}_alpha-0" for host in host_names())
     # A deploy returns to the catalog's count.
     assert agentfactory("deploy").returncode == 0
     assert sorted(n for n in containers(2) if n.startswith("alpha")) == ["alpha-0", "alpha-1"]
@@ -118,7 +129,7 @@ def test_killed_replica_comes_back_and_status_shows_it(deployed):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         code, doc = status()
-        replica = next(r for r in doc["replicas"] if r["host"] == "af-e2e-1" and r["name"] == "alpha-0")
+        replica = next(r for r in doc["replicas"] if r["host"] == host_name(1) and r["name"] == "alpha-0")
         if replica["restarts"] >= 1 and replica["health"] == "healthy":
             break
         time.sleep(2)
@@ -138,7 +149,7 @@ def test_destroy_leaves_nothing_behind(deployed):
     assert res.returncode == 4 and "--yes" in res.stderr
     assert "beta-0" in containers(1)
     assert agentfactory("destroy", "--agent", "beta", "--yes").returncode == 0
-    for host in (1, 2):
+    for host in range(1, HOSTS + 1):
         assert not [n for n in containers(host) if n.startswith("beta")]
         assert on_host(host, "test", "-e", "/etc/agentfactory/agents/beta", check=False).returncode == 1
     _code, doc = status()

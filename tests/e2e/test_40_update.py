@@ -1,17 +1,16 @@
 """Rolling updates on the lab: a good one, then bad ones that roll back and stop after a batch.
 
-One agent, `delta`, 2 replicas on each of the 2 hosts, batches of one host. Versions are the
+One agent, `delta`, 2 replicas on each of the 3 hosts, batches of one host. Versions are the
 reference image with another AGENT_VERSION, shipped as archives (no registry needed).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import yaml
-from labcli import agentfactory, host_name, lab_dir, on_host, run_json
+from labcli import agentfactory, host_name, host_names, lab_dir, on_host, run_json, start_load, stop_load
 
 from agentfactory_cli.agentimage import ensure_agent_variant
 
@@ -28,36 +27,6 @@ def delta(version: str, **changes) -> dict:
     return {k: v for k, v in agent.items() if v is not None}
 
 
-# Requests through the gateway, from the gateway host itself, until told to stop (bounded).
-LOAD_LOOP = r"""
-import json, os, time, urllib.request
-ok = failed = 0
-errors = []
-deadline = time.monotonic() + 400
-while time.monotonic() < deadline and not os.path.exists("/tmp/stop-load") and ok + failed < 30000:
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:28500/healthz", timeout=5) as answer:
-            ok += 1
-    except Exception as exc:
-        failed += 1
-        errors.append(str(exc)[:120])
-    time.sleep(0.02)
-print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5]}))
-"""
-
-
-def start_load() -> subprocess.Popen:
-    on_host(1, "rm", "-f", "/tmp/stop-load")
-    return subprocess.Popen(["docker", "exec", host_name(1), "python3", "-c", LOAD_LOOP],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def stop_load(proc: subprocess.Popen) -> dict:
-    on_host(1, "touch", "/tmp/stop-load")
-    out, err = proc.communicate(timeout=60)
-    return json.loads(out or "{}") if out.strip() else {"ok": 0, "failed": -1, "errors": [err]}
-
-
 def write(agent: dict) -> None:
     CATALOG.write_text(yaml.safe_dump({"agentfactory_agents": [agent]}, sort_keys=False))
 
@@ -65,7 +34,7 @@ def write(agent: dict) -> None:
 def versions() -> dict[str, set[str]]:
     """host -> the versions its delta replicas report on /healthz."""
     found: dict[str, set[str]] = {}
-    for index, host in ((1, "af-e2e-1"), (2, "af-e2e-2")):
+    for index, host in enumerate(host_names(), start=1):
         answers = [on_host(index, "curl", "-s", f"http://127.0.0.1:{18500 + i}/healthz", check=False).stdout
                    for i in (0, 1)]
         found[host] = {json.loads(a).get("version", "?") if a.startswith("{") else "down" for a in answers}
@@ -84,9 +53,9 @@ def delta_v1(bootstrapped):
 
 
 def test_good_update_replaces_every_replica(delta_v1):
-    assert versions() == {"af-e2e-1": {"1.0.0"}, "af-e2e-2": {"1.0.0"}}
+    assert versions() == {host: {"1.0.0"} for host in host_names()}
     write(delta("1.0.1"))
-    load = start_load()
+    load = start_load(28500)
     try:
         code, doc = run_json("update", "--agent", "delta")
     finally:
@@ -95,18 +64,24 @@ def test_good_update_replaces_every_replica(delta_v1):
     # Every replica was drained before it was replaced: not one request through the gateway failed.
     assert requests["failed"] == 0, requests
     assert requests["ok"] > 50, requests
-    assert doc["update"]["updated"] == ["af-e2e-1", "af-e2e-2"]
-    assert versions() == {"af-e2e-1": {"1.0.1"}, "af-e2e-2": {"1.0.1"}}
+    assert doc["update"]["updated"] == host_names()
+    assert versions() == {host: {"1.0.1"} for host in host_names()}
     code, doc = run_json("update", "--agent", "delta")  # nothing left to do
-    assert code == 0 and doc["update"]["unchanged"] == ["af-e2e-1", "af-e2e-2"]
+    assert code == 0 and doc["update"]["unchanged"] == host_names()
 
 
 def test_unhealthy_version_rolls_back_the_first_batch_and_stops(delta_v1):
     write(delta("1.0.1", config={"model": "small", "unhealthy": True}))
-    code, doc = run_json("update", "--agent", "delta")
+    load = start_load(28500)
+    try:
+        code, doc = run_json("update", "--agent", "delta")
+    finally:
+        requests = stop_load(load)
     assert code == 2, doc
-    assert doc["update"]["rolled_back"] == ["af-e2e-1"]
-    assert doc["update"]["untouched"] == ["af-e2e-2"]
+    # The replica that failed its gate was drained, and the others kept serving the old version.
+    assert requests["failed"] == 0 and requests["ok"] > 50, requests
+    assert doc["update"]["rolled_back"] == [host_name(1)]
+    assert doc["update"]["untouched"] == host_names()[1:]
     code, status = run_json("status", "--agent", "delta")
     assert code == 0 and status["healthy"], status  # everything serves the old version again
     hashes = {r["config_hash"] for r in status["replicas"]}
@@ -120,13 +95,13 @@ def test_missing_image_rolls_back(delta_v1):
                  image_archive=None))
     code, doc = run_json("update", "--agent", "delta", "--batch", "1")
     assert code == 2, doc
-    assert doc["update"]["rolled_back"] == ["af-e2e-1"] and doc["update"]["untouched"] == ["af-e2e-2"]
+    assert doc["update"]["rolled_back"] == [host_name(1)] and doc["update"]["untouched"] == host_names()[1:]
     assert versions() == before
 
 
 def test_update_check_mode_changes_nothing(delta_v1):
     before = versions()
-    write(delta("1.0.1" if before["af-e2e-1"] == {"1.0.0"} else "1.0.0"))
+    write(delta("1.0.1" if before[host_name(1)] == {"1.0.0"} else "1.0.0"))
     code, doc = run_json("update", "--agent", "delta", "--check", "--diff")
     assert code == 0, doc
     assert versions() == before

@@ -10,7 +10,7 @@ import time
 
 import pytest
 import yaml
-from labcli import LAB, agentfactory, cli_executable, host_name, lab_dir, on_host, run_json
+from labcli import HOSTS, LAB, agentfactory, cli_executable, host_name, lab_dir, on_host, run_json
 
 from agentfactory_cli.agentimage import ensure_agent_archive
 
@@ -70,17 +70,17 @@ def test_host_lost_mid_deploy_exits_3_and_limit_rerun_completes(echo_deployed):
     assert proc.returncode == 3, out + err
     doc = json.loads(out)
     assert doc["hosts"][host_name(2)]["unreachable"] >= 1
-    assert doc["hosts"][host_name(1)]["failed"] == 0 and doc["hosts"][host_name(1)]["unreachable"] == 0
-    # The host that stayed finished its rollout.
-    assert "model: medium" in on_host(1, "cat", "/etc/agentfactory/agents/echo/config.yml").stdout
+    for index in (1, 3):  # the hosts that stayed finished their rollout
+        assert doc["hosts"][host_name(index)]["failed"] == 0 and doc["hosts"][host_name(index)]["unreachable"] == 0
+        assert "model: medium" in on_host(index, "cat", "/etc/agentfactory/agents/echo/config.yml").stdout
     # The lost host comes back (new SSH port: `lab up` rewrites the inventory) and a limited
     # run completes the rollout there.
-    agentfactory("lab", "up", "--name", LAB, "--hosts", "2", check=True)
+    agentfactory("lab", "up", "--name", LAB, "--hosts", str(HOSTS), check=True)
     code, doc = run_json("deploy", "--limit", host_name(2))
     assert code == 0, doc
     assert list(doc["hosts"]) == [host_name(2)]
     code, status = run_json("status")
-    assert code == 0 and status["agents"]["echo"]["healthy"] == 4
+    assert code == 0 and status["agents"]["echo"]["healthy"] == 2 * HOSTS
 
 
 def test_ctrl_c_cancels_cleanly(echo_deployed):
@@ -93,7 +93,7 @@ def test_ctrl_c_cancels_cleanly(echo_deployed):
     assert proc.returncode == 130, out + err
     doc = json.loads(out)  # the recap of what ran is still printed
     assert doc["status"] == "canceled" and doc["rc"] == 130
-    for host in (1, 2):
+    for host in range(1, HOSTS + 1):
         states = on_host(host, "docker", "ps", "-a", "--filter", "label=agentfactory.agent=echo",
                          "--format", "{{.Names}} {{.State}}").stdout.split("\n")
         assert not [s for s in states if s.endswith(" created")], states  # nothing half-created

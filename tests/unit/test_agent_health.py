@@ -319,6 +319,14 @@ def test_systemd_unit_running_with_times_and_counters():
     assert unit["memory_bytes"] == 41_943_040
     assert unit["host_port"] == 19100  # from --port in ExecStart
     assert unit["exit_code"] is None
+    assert unit["config_hash"] is None  # no release drop-in
+
+
+def test_systemd_unit_config_hash_from_its_release():
+    props = ah._parse_systemctl_show(
+        unit_show("agentfactory-sysagent@1.service", environment="AGENT_CONFIG_HASH=c0ffee12 LOG=debug")
+    )[0]
+    assert ah._systemd_unit(props, 1_060.0, NOW)["config_hash"] == "c0ffee12"
 
 
 def test_systemd_unit_missing_unset_and_crash_looping():
