@@ -92,3 +92,14 @@ def stop_load(proc: subprocess.Popen) -> dict:
     on_host(1, "touch", "/tmp/stop-load")
     out, err = proc.communicate(timeout=60)
     return json.loads(out or "{}") if out.strip() else {"ok": 0, "failed": -1, "errors": [err]}
+
+
+def update_under_load(port: int, *args: str) -> tuple[int, dict, dict]:
+    """`agentfactory update ARGS --json` while requests go to gateway port `port`: (exit code,
+    the JSON document, what the requests met)."""
+    load = start_load(port)
+    try:
+        code, doc = run_json("update", *args)
+    finally:
+        requests = stop_load(load)
+    return code, doc, requests

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from labcli import HOSTS, agentfactory, host_name, host_names, lab_dir, on_host, run_json, start_load, stop_load
+from labcli import HOSTS, agentfactory, host_name, host_names, lab_dir, on_host, run_json, update_under_load
 
 from agentfactory_cli.paths import project_root
 
@@ -96,11 +96,7 @@ def test_systemd_rolling_update_drops_no_request(with_gamma):
     assert len(set().union(*old.values())) == 1, old
     before = pids(3)
     write(with_agent(with_gamma, gamma("medium")))
-    load = start_load(28300)
-    try:
-        code, doc = run_json("update", "--agent", "gamma")
-    finally:
-        requests = stop_load(load)
+    code, doc, requests = update_under_load(28300, "--agent", "gamma")
     assert code == 0, doc
     assert requests["failed"] == 0 and requests["ok"] > 50, requests
     assert doc["update"]["updated"] == host_names()
@@ -119,11 +115,7 @@ def test_systemd_bad_update_rolls_back_first_batch(with_gamma, bad):
     before = releases()
     dropins = [on_host(1, "cat", DROPIN.format(i)).stdout for i in (0, 1)]
     write(with_agent(with_gamma, gamma("medium", **bad)))
-    load = start_load(28300)
-    try:
-        code, doc = run_json("update", "--agent", "gamma")
-    finally:
-        requests = stop_load(load)
+    code, doc, requests = update_under_load(28300, "--agent", "gamma")
     assert code == 2, doc
     assert doc["update"]["rolled_back"] == [host_name(1)]
     assert doc["update"]["untouched"] == host_names()[1:]
