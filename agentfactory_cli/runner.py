@@ -16,6 +16,9 @@ from typing import Any
 from agentfactory_cli import errors
 from agentfactory_cli.paths import ensure_collection_link, project_root, state_dir
 
+# Names the file that stops a run between tasks (plugins/strategy/stoppable.py reads it).
+STOP_FILE_ENV = "AGENTFACTORY_STOP_FILE"
+
 # Counters of the per-host recap, named as in ansible's own recap.
 RECAP_KEYS = ("ok", "changed", "failed", "unreachable", "skipped")
 # playbook_on_stats names them differently.
@@ -98,6 +101,9 @@ def build_runner_kwargs(req: PlaybookRequest, ident: str) -> dict[str, Any]:
             # An inventory Ansible cannot parse is an error, not a warning and an empty run.
             "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
             "ANSIBLE_NOCOLOR": "True",
+            # Linear, but a Ctrl-C lets the tasks in flight finish (plugins/strategy/stoppable.py).
+            "ANSIBLE_STRATEGY": "agentfactory.fleet.stoppable",
+            STOP_FILE_ENV: str(stop_file(ident)),
             # The ansible-playbook installed beside this Python (a virtualenv need not be active).
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         },
@@ -118,57 +124,78 @@ def build_runner_kwargs(req: PlaybookRequest, ident: str) -> dict[str, Any]:
     return kwargs
 
 
-class _Cancel:
-    """Set on Ctrl-C; ansible-runner polls it and stops ansible-playbook cleanly."""
+def stop_file(ident: str) -> Path:
+    """The file whose existence stops a run between tasks (plugins/strategy/stoppable.py)."""
+    return state_dir() / "runner" / f"{ident}.stop"
 
-    def __init__(self) -> None:
+
+class _Cancel:
+    """Ctrl-C handling. The first asks the run to stop between tasks: the stoppable strategy
+    starts no further task and lets the ones in flight finish, so nothing is left half-done.
+    The second stops at once: ansible-runner kills ansible-playbook (its cancel callback)."""
+
+    def __init__(self, stop_path: Path) -> None:
+        self.stop_path = stop_path
+        self.stopping = threading.Event()
         self.requested = threading.Event()
+
+    def on_signal(self, *_args: Any) -> None:
+        if self.stopping.is_set():
+            self.requested.set()
+            return
+        self.stopping.set()
+        self.stop_path.touch()
 
     def __call__(self) -> bool:
         return self.requested.is_set()
 
 
 def run_playbook(req: PlaybookRequest, display) -> RunResult:
-    """Run one playbook, feeding every event to `display`; Ctrl-C cancels the run cleanly."""
+    """Run one playbook, feeding every event to `display`; Ctrl-C stops the run cleanly."""
     import ansible_runner  # imported late: `agentfactory --help` stays fast
 
     ident = new_ident(req.verb)
     kwargs = build_runner_kwargs(req, ident)
     Path(kwargs["private_data_dir"]).mkdir(parents=True, exist_ok=True)
     ensure_collection_link()
-    cancel = _Cancel()
+    cancel = _Cancel(stop_file(ident))
     display.start(req)
-    # Ctrl-C (and SIGTERM) ask ansible-runner to stop ansible-playbook; the run then ends as
-    # "canceled" with its recap. A handler of our own, because a shell that starts us in the
-    # background leaves SIGINT ignored, and KeyboardInterrupt can land anywhere.
-    previous = {sig: signal.signal(sig, lambda *_: cancel.requested.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Our own handler, because a shell that starts us in the background leaves SIGINT ignored,
+    # and KeyboardInterrupt can land anywhere. SIGTERM is handled as Ctrl-C.
+    previous = {sig: signal.signal(sig, cancel.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         thread, runner = ansible_runner.run_async(
             **kwargs, event_handler=display.event, cancel_callback=cancel,
         )
-        noted = False
+        noted = hard_noted = False
         while thread.is_alive():
             thread.join(0.2)
-            if cancel.requested.is_set() and not noted:
+            if cancel.stopping.is_set() and not noted:
                 noted = True
-                display.note("Interrupted: cancelling the run (ansible-playbook is being stopped)...")
+                display.note("Interrupted: no new task starts; waiting for the tasks in flight to finish "
+                             "(Ctrl-C again to stop at once, which can leave a task half-done)...")
+            if cancel.requested.is_set() and not hard_noted:
+                hard_noted = True
+                display.note("Stopping at once: ansible-playbook is being killed...")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        cancel.stop_path.unlink(missing_ok=True)
     # ansible-runner may finish writing the final events just after its thread ends.
     time.sleep(0.05)
     hosts = display.recap_counts()
     artifacts = Path(kwargs["artifact_dir"]) / ident
     error = ""
-    if runner.rc not in (0, None) and not display.failures and not cancel.requested.is_set():
+    stopped = cancel.stopping.is_set()
+    if runner.rc not in (0, None) and not display.failures and not stopped:
         error = _ansible_error(artifacts / "stdout")
     return RunResult(
-        status=runner.status,
+        status="canceled" if stopped else runner.status,
         ansible_rc=runner.rc,
         hosts=hosts,
         artifacts=artifacts,
         failures=list(display.failures),
-        canceled=cancel.requested.is_set(),
+        canceled=stopped,
         error=error,
     )
 

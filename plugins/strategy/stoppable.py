@@ -1,0 +1,51 @@
+"""The linear strategy, stopped between tasks on request: what the CLI's Ctrl-C uses.
+
+Killing ansible-playbook mid-task kills its workers mid-module: a container created but never
+started, a file half-replaced. With this strategy the `agentfactory` CLI's first Ctrl-C only
+creates the file named by AGENTFACTORY_STOP_FILE; from then on no task starts, the tasks in
+flight finish, and the run ends with its recap. (A second Ctrl-C still kills the run at once.)
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule
+
+DOCUMENTATION = r"""
+name: stoppable
+short_description: Linear, but stops between tasks when asked
+description:
+  - The C(linear) strategy. When the file named by the environment variable
+    C(AGENTFACTORY_STOP_FILE) exists, no further task is started on any host; the tasks already
+    running finish and their results are recorded, then every remaining play ends at once.
+  - The C(agentfactory) CLI selects it and creates the file on the first Ctrl-C (or SIGTERM).
+author: agentfactory
+"""
+
+STOP_FILE_ENV = "AGENTFACTORY_STOP_FILE"
+
+
+class StrategyModule(LinearStrategyModule):
+    def __init__(self, tqm):
+        super().__init__(tqm)
+        self._stop_file = os.environ.get(STOP_FILE_ENV) or None
+
+    def _stop_requested(self) -> bool:
+        return self._stop_file is not None and os.path.exists(self._stop_file)
+
+    def _queue_task(self, host, task, task_vars, play_context):
+        if not self._stop_requested():
+            return super()._queue_task(host, task, task_vars, play_context)
+        # Not started on this host. The loops stop at the TQM's terminated flag; set it only
+        # once nothing is in flight, because waiting for results stops at that flag too.
+        self._blocked_hosts[host.get_name()] = False
+        if self._pending_results == 0:
+            self._tqm._terminated = True
+        return None
+
+    def _wait_on_pending_results(self, iterator):
+        results = super()._wait_on_pending_results(iterator)
+        if self._stop_requested():
+            self._tqm._terminated = True
+        return results

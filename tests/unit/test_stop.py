@@ -1,0 +1,97 @@
+"""Ctrl-C: the first stops the run between tasks (the stoppable strategy), the second at once.
+
+The strategy runs in a real ansible-playbook on localhost (connection local, no hosts, no
+Docker): a task in flight when the stop file appears finishes; no later task or play starts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from agentfactory_cli import cli
+from agentfactory_cli.paths import ensure_collection_link, project_root
+from agentfactory_cli.runner import STOP_FILE_ENV, RunResult, _Cancel, build_runner_kwargs, stop_file
+
+PLAYBOOK = textwrap.dedent("""\
+    - name: First play
+      hosts: localhost
+      connection: local
+      gather_facts: false
+      tasks:
+        - name: In flight when the stop comes
+          ansible.builtin.shell: "touch {stop}; sleep 1; touch {out}/in-flight-finished"
+          changed_when: true
+        - name: Never started
+          ansible.builtin.file:
+            path: "{out}/second-task"
+            state: touch
+            mode: "0644"
+    - name: Second play
+      hosts: localhost
+      connection: local
+      gather_facts: false
+      tasks:
+        - name: Never started either
+          ansible.builtin.file:
+            path: "{out}/second-play"
+            state: touch
+            mode: "0644"
+    """)
+
+
+def run_playbook(tmp_path: Path, strategy: str | None) -> subprocess.CompletedProcess:
+    ensure_collection_link()
+    stop = tmp_path / "run.stop"
+    book = tmp_path / "book.yml"
+    book.write_text(PLAYBOOK.format(stop=stop, out=tmp_path))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"), STOP_FILE_ENV: str(stop),
+           "ANSIBLE_NOCOLOR": "1"}
+    if strategy:
+        env["ANSIBLE_STRATEGY"] = strategy
+    exe = Path(sys.executable).with_name("ansible-playbook")
+    inventory = ["-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}"]
+    return subprocess.run([str(exe), *inventory, str(book)], capture_output=True, text=True,
+                          env=env, cwd=project_root(), timeout=120)
+
+
+def test_stop_file_lets_the_task_in_flight_finish_and_starts_nothing_more(tmp_path):
+    res = run_playbook(tmp_path, "agentfactory.fleet.stoppable")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (tmp_path / "in-flight-finished").exists()
+    assert not (tmp_path / "second-task").exists()
+    assert not (tmp_path / "second-play").exists()
+    assert "PLAY RECAP" in res.stdout
+
+
+def test_without_the_strategy_the_same_playbook_runs_to_the_end(tmp_path):
+    # The control: the stop file means nothing to the plain linear strategy.
+    res = run_playbook(tmp_path, None)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (tmp_path / "second-task").exists() and (tmp_path / "second-play").exists()
+
+
+def test_first_signal_asks_for_a_stop_the_second_kills(tmp_path):
+    cancel = _Cancel(tmp_path / "x.stop")
+    assert not cancel() and not (tmp_path / "x.stop").exists()
+    cancel.on_signal()
+    assert (tmp_path / "x.stop").exists()
+    assert not cancel()  # ansible-runner is not told to kill yet
+    cancel.on_signal()
+    assert cancel()
+
+
+def test_runs_use_the_stoppable_strategy_and_their_own_stop_file(tmp_path):
+    args = cli.build_parser().parse_args(["deploy", "-i", str(project_root() / "inventory" / "example")])
+    env = build_runner_kwargs(cli.playbook_request(args), ident="RUN1")["envvars"]
+    assert env["ANSIBLE_STRATEGY"] == "agentfactory.fleet.stoppable"
+    assert env[STOP_FILE_ENV] == str(stop_file("RUN1"))
+
+
+def test_a_stopped_run_is_canceled_even_when_ansible_ended_well(tmp_path):
+    result = RunResult(status="canceled", ansible_rc=0, hosts={"a": {"failed": 0, "unreachable": 0}},
+                       artifacts=tmp_path, canceled=True)
+    assert result.exit_code == 130 and result.to_json()["status"] == "canceled"
