@@ -17,6 +17,23 @@ def replica_name(agent: str, index: int) -> str:
     return f"{agent}-{index}"
 
 
+def replica_overrides(replicas: Any) -> dict[str, int]:
+    """``{agent: count}`` (the CLI's scale) checked: counts are integers >= 0, digits given as
+    text (an extra var) are read. Raises ValueError naming the agent."""
+    if replicas is None:
+        return {}
+    if not isinstance(replicas, Mapping):
+        raise ValueError(f"replica overrides must be a mapping of agent to count, got {replicas!r}")
+    result = {}
+    for name, count in replicas.items():
+        if isinstance(count, str) and count.strip().isdigit():
+            count = int(count)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"agent {name}: replicas override must be an integer >= 0, got {count!r}")
+        result[str(name)] = count
+    return result
+
+
 def agents_for_host(
     agents: Iterable[Mapping[str, Any]] | None,
     host: str,
@@ -33,7 +50,7 @@ def agents_for_host(
     listens on host port host_port + i.
     """
     wanted = set(only or [])
-    overrides = dict(replicas or {})
+    overrides = replica_overrides(replicas)
     new_images = dict(images or {})
     placed = []
     for raw in agents or []:
@@ -42,7 +59,7 @@ def agents_for_host(
         if wanted and name not in wanted:
             continue
         if name in overrides:
-            agent["replicas"] = int(overrides[name])
+            agent["replicas"] = overrides[name]
         if name in new_images:
             agent["image"] = new_images[name]
         hosts, _complaints = resolve_hosts(agent["hosts"], groups)

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agentfactory_cli.catalog import normalise_agent
-from agentfactory_cli.fleet import agents_for_host
+from agentfactory_cli.fleet import agents_for_host, replica_overrides
 from agentfactory_cli.targets import host_address
 
 __all__ = [
@@ -94,19 +94,10 @@ def _gateway_port(agent: Mapping[str, Any]) -> int | None:
 
 
 def _replica_overrides(replicas: Any) -> dict[str, int]:
-    """``{agent: count}`` checked (counts are integers >= 0; digits given as text are read)."""
-    if replicas is None:
-        return {}
-    if not isinstance(replicas, Mapping):
-        raise GatewayError(f"replica overrides must be a mapping of agent to count, got {replicas!r}")
-    result = {}
-    for name, count in replicas.items():
-        if isinstance(count, str) and count.strip().isdigit():
-            count = int(count)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise GatewayError(f"agent {name}: replicas override must be an integer >= 0, got {count!r}")
-        result[str(name)] = count
-    return result
+    try:
+        return replica_overrides(replicas)
+    except ValueError as exc:
+        raise GatewayError(str(exc)) from None
 
 
 def backends(

@@ -17,6 +17,7 @@ from typing import Any
 
 from agentfactory_cli.catalog import normalise_agent
 from agentfactory_cli.catalog import resolve_hosts as _catalog_resolve_hosts
+from agentfactory_cli.fleet import replica_overrides
 
 # Inventory variable that overrides the address Prometheus uses for a host.
 ADDRESS_VAR = "agentfactory_host_address"
@@ -113,17 +114,16 @@ def agent_targets(
     `replicas` (`{agent: count}`) overrides the catalog's replica count of the named agents for
     this run, as the agent role's `agent_replicas_override` does (`agentfactory scale`).
     """
-    if replicas is not None and not isinstance(replicas, Mapping):
-        raise TargetError(f"replica overrides must be a mapping of agent to count, got {replicas!r}")
-    overrides = dict(replicas or {})
+    try:
+        overrides = replica_overrides(replicas)
+    except ValueError as exc:
+        raise TargetError(str(exc)) from None
     result: list[dict[str, Any]] = []
     for index, agent in enumerate(_normalised(agents, defaults)):
         name = agent.get("name")
         if not name:
             raise TargetError(f"agentfactory_agents[{index}] has no name")
         count = overrides.get(name, agent.get("replicas", 1))
-        if name in overrides and isinstance(count, str) and count.strip().isdigit():
-            count = int(count)  # an extra var given as text, read like the agent role reads it
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise TargetError(f"agent {name}: replicas must be an integer >= 0, got {count!r}")
         if count == 0:
