@@ -13,7 +13,7 @@ from rich.table import Table
 
 from agentfactory_cli import __version__, errors
 from agentfactory_cli import inventory as inv
-from agentfactory_cli.lab import DEFAULT_LAB, PUBLISHED_PORTS, Lab
+from agentfactory_cli.lab import DEFAULT_LAB, PUBLISHED_PORTS, Lab, lab_of_inventory
 from agentfactory_cli.runner import PlaybookRequest
 from agentfactory_cli.verbs import VERBS, Verb, _image_push
 
@@ -68,7 +68,8 @@ def _playbook_options() -> argparse.ArgumentParser:
     g.add_argument("-f", "--forks", type=_positive_int, default=_env("FORKS"), metavar="N",
                    help="hosts worked on in parallel (env AGENTFACTORY_FORKS; default from ansible.cfg: 10)")
     g.add_argument("--vault-password-file", default=_env("VAULT_PASSWORD_FILE"), metavar="FILE",
-                   help="file holding the vault password (env AGENTFACTORY_VAULT_PASSWORD_FILE)")
+                   help="file holding the vault password (env AGENTFACTORY_VAULT_PASSWORD_FILE; "
+                        "default: the lab's own when the inventory is a lab's)")
     g.add_argument("--json", action="store_true",
                    help="print one JSON document on stdout: {status, rc, hosts, artifacts}")
     g.add_argument("--strict", action="store_true",
@@ -147,6 +148,8 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
         if not vault_file.is_file():
             raise errors.InvalidInput(f"vault password file not found: {args.vault_password_file}")
         vault_file = vault_file.resolve()
+    else:
+        vault_file = lab_vault_password_file(inventories)
     loaded = inv.load(inventories, limit=args.limit, vault_password_file=vault_file, strict=args.strict)
     unknown = sorted(set(getattr(args, "agent", None) or []) - set(loaded.agent_names))
     if unknown:
@@ -173,6 +176,16 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
         extravars=extravars,
         targets=targets,
     )
+
+
+def lab_vault_password_file(inventories: list[Path]) -> Path | None:
+    """The vault password file of the lab whose inventory is in use (one lab's, maybe beside
+    other inventories), if it has one: the default when no --vault-password-file is given."""
+    labs = {lab.name: lab for lab in map(lab_of_inventory, inventories) if lab is not None}
+    if len(labs) != 1:
+        return None
+    password_file = next(iter(labs.values())).vault_password_file
+    return password_file.resolve() if password_file.is_file() else None
 
 
 def _image_push_verb() -> Verb:

@@ -48,13 +48,21 @@ def agents_for_host(
     `only` keeps the named agents (the CLI's --agent); `replicas` overrides the replica count
     of the named agents (the CLI's scale), `images` their image (update --image). Replica i
     listens on host port host_port + i.
+
+    No secret values: `secrets` is replaced by `secret_names` (sorted), so the placed agents can
+    be looped over, registered and shown without a decrypted value reaching an event. The
+    values are read (never templated here) only by :func:`agent_secrets`, in the one no_log
+    task that writes the secret files.
     """
     wanted = set(only or [])
     overrides = replica_overrides(replicas)
     new_images = dict(images or {})
     placed = []
     for raw in agents or []:
-        agent = normalise_agent(raw, defaults)
+        names = sorted({str(k) for layer in (defaults, raw) for k in _secrets_of(layer)})
+        agent = normalise_agent(_without_secrets(raw), _without_secrets(defaults))
+        agent.pop("secrets", None)
+        agent["secret_names"] = names
         name = agent.get("name")
         if wanted and name not in wanted:
             continue
@@ -71,6 +79,29 @@ def agents_for_host(
         ]
         placed.append(agent)
     return placed
+
+
+def _secrets_of(layer: Any) -> Mapping[str, Any]:
+    secrets = layer.get("secrets") if isinstance(layer, Mapping) else None
+    return secrets if isinstance(secrets, Mapping) else {}
+
+
+def _without_secrets(layer: Any) -> Any:
+    """The layer without its `secrets` (its values are not even looked at)."""
+    return {k: v for k, v in layer.items() if k != "secrets"} if isinstance(layer, Mapping) else layer
+
+
+def agent_secrets(
+    agents: Iterable[Mapping[str, Any]] | None,
+    name: str,
+    defaults: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One agent's secrets, `{file name: value}`, merged over `defaults` as normalise_agent
+    merges them. For the no_log task that writes the files, and nothing else."""
+    for raw in agents or []:
+        if isinstance(raw, Mapping) and raw.get("name") == name:
+            return {**_secrets_of(defaults), **_secrets_of(raw)}
+    return {}
 
 
 def catalog_problems(

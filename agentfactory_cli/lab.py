@@ -18,12 +18,13 @@ from pathlib import Path
 
 import yaml
 
-from agentfactory_cli import aptcache, hostimage
+from agentfactory_cli import aptcache, hostimage, labsecrets
 from agentfactory_cli.engine import docker, ensure_engine
 from agentfactory_cli.errors import InvalidInput, LabError
 from agentfactory_cli.paths import project_root, state_dir
 
 DEFAULT_LAB = "lab"
+VAULT_FILE_NAME = "vault.yml"
 # Container ports each host publishes on 127.0.0.1 (random free host ports, read back after start).
 PUBLISHED_PORTS = {
     "ssh": 22,
@@ -61,6 +62,20 @@ _RUN_OPTIONS = [
 ]
 
 
+def lab_of_inventory(path: Path) -> Lab | None:
+    """The lab whose inventory `path` is (its hosts.yml or the directory holding it), if any."""
+    path = path.expanduser().resolve()
+    where = path.parent if path.name == "hosts.yml" else path
+    if where == (project_root() / "inventory" / "lab").resolve():
+        return Lab(DEFAULT_LAB)
+    if where.parent == (state_dir() / "lab").resolve():
+        try:
+            return Lab(where.name) if where.name != DEFAULT_LAB else None
+        except InvalidInput:
+            return None
+    return None
+
+
 @dataclass
 class LabHost:
     name: str
@@ -80,6 +95,8 @@ class Lab:
         self.name = name
         self.dir = state_dir() / "lab" / name
         self.key = self.dir / "id_ed25519"
+        # The vault password of the lab's generated secrets (labsecrets.py); the CLI's default.
+        self.vault_password_file = self.dir / "vault-password"
         self.network = f"agentfactory-{name}"
 
     @property
@@ -87,6 +104,11 @@ class Lab:
         if self.name == DEFAULT_LAB:
             return project_root() / "inventory" / "lab" / "hosts.yml"
         return self.dir / "hosts.yml"
+
+    @property
+    def vault_file(self) -> Path:
+        """The lab's secrets, one vault-encrypted group_vars file beside its inventory."""
+        return self.inventory_path.parent / "group_vars" / "all" / VAULT_FILE_NAME
 
     def host_name(self, index: int) -> str:
         return f"af-{self.name}-{index}"
@@ -161,6 +183,9 @@ class Lab:
         hosts = self.hosts()
         self._write_inventory(hosts)
         self._seed_group_vars()
+        added = labsecrets.ensure_vault(self.vault_file, self.vault_password_file)
+        if added:
+            log(f"Generated {len(added)} lab secret(s) in {self.vault_file} (vault-encrypted)")
         return hosts
 
     def down(self, log=print) -> int:
@@ -174,7 +199,7 @@ class Lab:
         if docker("network", "inspect", self.network, check=False).returncode == 0:
             docker("network", "rm", self.network, check=False)
         self.inventory_path.unlink(missing_ok=True)
-        for f in (self.key, self.key.with_suffix(".pub")):
+        for f in (self.key, self.key.with_suffix(".pub"), self.vault_file, self.vault_password_file):
             f.unlink(missing_ok=True)
         if self.name != DEFAULT_LAB:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -227,11 +252,12 @@ class Lab:
 
     def _seed_group_vars(self) -> None:
         """A named lab starts with a copy of the default lab's group_vars (its agent catalog...),
-        which it may then change without touching the operator's lab."""
+        which it may then change without touching the operator's lab. Not the default lab's
+        secrets: each lab generates its own."""
         template = project_root() / "inventory" / "lab" / "group_vars"
         target = self.inventory_path.parent / "group_vars"
         if self.name != DEFAULT_LAB and template.is_dir() and not target.exists():
-            shutil.copytree(template, target)
+            shutil.copytree(template, target, ignore=shutil.ignore_patterns(VAULT_FILE_NAME, VAULT_FILE_NAME + ".tmp"))
 
     def _write_inventory(self, hosts: list[LabHost]) -> None:
         names = [h.name for h in hosts]

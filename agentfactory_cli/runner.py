@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -72,6 +74,39 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "rc": self.exit_code, "hosts": self.hosts,
                 "artifacts": str(self.artifacts)}
+
+
+# Controller variables the `command` artifact may keep besides the ones the CLI sets itself.
+_HARMLESS_ENV = re.compile(r"^(PATH|HOME|LANG|LC_[A-Z_]+|TERM|USER)$")
+
+
+def filter_command_env(env: dict[str, Any], kept: set[str]) -> dict[str, Any]:
+    """The environment as the `command` artifact may record it: the variables the CLI sets
+    (`kept`, the envvars of build_runner_kwargs) and harmless ones; the rest of the controller's
+    environment (tokens, proxies with passwords, ...) is left out."""
+    return {k: v for k, v in env.items() if k in kept or _HARMLESS_ENV.match(k)}
+
+
+def scrub_command_artifact(artifact_dir: Path, kept: set[str]) -> None:
+    """Rewrite ansible-runner's `command` artifact (command, cwd and the whole environment of
+    the controller) with the environment filtered, in place, mode 0600."""
+    path = artifact_dir / "command"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    doc["env"] = filter_command_env(doc.get("env") or {}, kept)
+    tmp = path.with_name("command.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(doc, f, ensure_ascii=False)
+    os.replace(tmp, path)
+
+
+def _private_dir(path: Path) -> None:
+    """A directory only its owner can read (run artifacts hold what the hosts answered)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
 
 
 def new_ident(verb: str) -> str:
@@ -156,8 +191,17 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
 
     ident = new_ident(req.verb)
     kwargs = build_runner_kwargs(req, ident)
-    Path(kwargs["private_data_dir"]).mkdir(parents=True, exist_ok=True)
+    _private_dir(Path(kwargs["private_data_dir"]))
+    _private_dir(Path(kwargs["artifact_dir"]))
+    _private_dir(Path(kwargs["artifact_dir"]) / ident)
     ensure_collection_link()
+    kept_env = set(kwargs["envvars"])
+
+    def on_status(data: dict[str, Any], runner_config=None) -> None:
+        # 'running' comes right after ansible-runner wrote the `command` artifact and before
+        # ansible-playbook starts: nothing of the controller's environment stays there.
+        if data.get("status") == "running" and runner_config is not None:
+            scrub_command_artifact(Path(runner_config.artifact_dir), kept_env)
     cancel = _Cancel(stop_file(ident))
     display.start(req)
     # Our own handler, because a shell that starts us in the background leaves SIGINT ignored,
@@ -165,7 +209,7 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
     previous = {sig: signal.signal(sig, cancel.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         thread, runner = ansible_runner.run_async(
-            **kwargs, event_handler=display.event, cancel_callback=cancel,
+            **kwargs, event_handler=display.event, cancel_callback=cancel, status_handler=on_status,
         )
         noted = hard_noted = False
         while thread.is_alive():
@@ -185,6 +229,7 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
     time.sleep(0.05)
     hosts = display.recap_counts()
     artifacts = Path(kwargs["artifact_dir"]) / ident
+    scrub_command_artifact(artifacts, kept_env)  # in case the run ended before 'running'
     error = ""
     stopped = cancel.stopping.is_set()
     if runner.rc not in (0, None) and not display.failures and not stopped:

@@ -17,7 +17,10 @@ class FilterModule:
 
     def filters(self):
         return {
+            # agents | agentfactory_agent_secrets(name, defaults) -> {file: value}; no_log tasks only
+            "agentfactory_agent_secrets": _fleet.agent_secrets,
             # agents | agentfactory_agents_for_host(host, groups, defaults, only, replicas, images) -> placed
+            # (with secret_names, never secret values)
             "agentfactory_agents_for_host": _fleet.agents_for_host,
             # agents | agentfactory_catalog_problems(groups, defaults, strict) -> ["agent 'x': ..."]
             "agentfactory_catalog_problems": _fleet.catalog_problems,
