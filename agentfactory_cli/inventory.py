@@ -64,8 +64,13 @@ def load(paths: list[Path], limit: str | None = None, vault_password_file: Path 
     loader = DataLoader()
     if vault_password_file:
         from ansible.cli import CLI
+        from ansible.parsing.vault import VaultSecretsContext
 
-        secrets = CLI.setup_vault_secrets(loader, vault_ids=[], vault_password_files=[str(vault_password_file)])
+        # The process-wide context (inline !vault values) can be set once only: a second load in
+        # the same process (the tests) keeps the first.
+        first = VaultSecretsContext.current(optional=True) is None
+        secrets = CLI.setup_vault_secrets(loader, vault_ids=[], vault_password_files=[str(vault_password_file)],
+                                          initialize_context=first)
         loader.set_vault_secrets(secrets)
     warnings: list[tuple[str, BaseException | None]] = []
     try:

@@ -208,3 +208,121 @@ def test_main_runs_the_playbook_and_returns_its_exit_code(inventory, monkeypatch
     assert seen["req"].playbook == "bootstrap.yml"
     out = capsys.readouterr().out
     assert json.loads(out)["hosts"]["web2"]["unreachable"] == 1
+
+
+# --- the lab's vault password file is the default --------------------------------------------
+
+
+@pytest.fixture
+def vaulted_lab(tmp_path):
+    """A named lab (under the test's state dir) with generated secrets and one host."""
+    from agentfactory_cli import labsecrets
+    from agentfactory_cli.lab import Lab
+
+    lab = Lab("vaulted")
+    lab.inventory_path.parent.mkdir(parents=True)
+    lab.inventory_path.write_text("all:\n  hosts:\n    af-vaulted-1:\n")
+    labsecrets.ensure_vault(lab.vault_file, lab.vault_password_file)
+    agents = lab.vault_file.parent / "agents.yml"
+    agents.write_text("agentfactory_agents:\n  - {name: bot, image: r/bot:1, hosts: all,\n"
+                      "     secrets: {API_KEY: '{{ vault_reference_api_key }}'}}\n")
+    return lab
+
+
+def test_lab_vault_password_file_is_the_default(vaulted_lab):
+    req = request_for(["deploy", "--lab", "vaulted"])  # no -i: the lab's inventory
+    password = vaulted_lab.vault_password_file.resolve()
+    assert req.vault_password_file == password
+    kwargs = build_runner_kwargs(req, ident="X")
+    assert kwargs["cmdline"] == f"--vault-password-file {password}"
+    # -i naming the lab's inventory file or its directory: the same default.
+    for path in (vaulted_lab.inventory_path, vaulted_lab.inventory_path.parent):
+        assert request_for(["deploy", "-i", str(path)]).vault_password_file == password
+
+
+def test_vault_password_file_option_wins_over_the_labs(vaulted_lab, tmp_path, monkeypatch):
+    mine = tmp_path / "mine"
+    mine.write_text(vaulted_lab.vault_password_file.read_text())
+    req = request_for(["deploy", "--lab", "vaulted", "--vault-password-file", str(mine)])
+    assert req.vault_password_file == mine.resolve()
+    monkeypatch.setenv("AGENTFACTORY_VAULT_PASSWORD_FILE", str(mine))
+    assert request_for(["deploy", "--lab", "vaulted"]).vault_password_file == mine.resolve()
+
+
+def test_no_default_vault_password_file_outside_a_lab(inventory):
+    req = request_for(["deploy", "-i", str(inventory)])
+    assert req.vault_password_file is None
+    assert "cmdline" not in build_runner_kwargs(req, ident="X")
+
+
+def test_lab_without_password_file_passes_none(vaulted_lab):
+    vaulted_lab.vault_file.unlink()
+    vaulted_lab.vault_password_file.unlink()
+    assert request_for(["bootstrap", "--lab", "vaulted"]).vault_password_file is None
+
+
+# --- the `command` artifact and the artifact directories ----------------------------------------
+
+
+def test_command_artifact_keeps_only_our_and_harmless_variables(tmp_path, inventory):
+    from agentfactory_cli.runner import scrub_command_artifact
+
+    kwargs = build_runner_kwargs(request_for(["bootstrap", "-i", str(inventory)]), ident="X")
+    ours = set(kwargs["envvars"])
+    env = {**kwargs["envvars"], "HOME": "/root", "LANG": "C.UTF-8", "LC_ALL": "C", "TERM": "xterm",
+           "USER": "root", "AWS_SECRET_ACCESS_KEY": "s3cr3t", "VAULT_TOKEN": "hvs.x", "SSH_AUTH_SOCK": "/tmp/a",
+           "ANSIBLE_STDOUT_CALLBACK": "awx_display", "LC": "odd", "MYPATH": "/x"}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "command").write_text(json.dumps({"command": ["ansible-playbook", "x.yml"], "cwd": "/w", "env": env}))
+    scrub_command_artifact(run, ours)
+    doc = json.loads((run / "command").read_text())
+    assert doc["command"] == ["ansible-playbook", "x.yml"] and doc["cwd"] == "/w"
+    assert sorted(doc["env"]) == sorted(ours | {"HOME", "LANG", "LC_ALL", "TERM", "USER"})
+    assert "s3cr3t" not in (run / "command").read_text()
+    assert (run / "command").stat().st_mode & 0o777 == 0o600
+
+
+def test_run_artifacts_are_private_and_command_is_filtered(tmp_path, inventory, monkeypatch):
+    """A real ansible-runner run (a playbook with no hosts to contact): the scrub happens before
+    ansible-playbook starts, and the artifact directories are 0700."""
+    from agentfactory_cli import runner
+
+    monkeypatch.setenv("AGENTFACTORY_TEST_TOKEN", "do-not-keep-me")
+    play = tmp_path / "noop.yml"
+    play.write_text("- hosts: localhost\n  gather_facts: false\n  tasks: []\n")
+    seen = {}
+    real = runner.build_runner_kwargs
+
+    def kwargs_for(req, ident):
+        kwargs = real(req, ident)
+        kwargs["playbook"] = str(play)
+        return kwargs
+
+    monkeypatch.setattr(runner, "build_runner_kwargs", kwargs_for)
+
+    class Display:
+        failures: list = []
+
+        def start(self, req):
+            pass
+
+        def note(self, message):
+            pass
+
+        def event(self, ev):
+            # The first event comes from a running ansible-playbook: the file is clean already.
+            if "command" not in seen:
+                seen["command"] = (Path(runner.state_dir()) / "runs" / ev["runner_ident"] / "command").read_text()
+            return True
+
+        def recap_counts(self):
+            return {}
+
+    req = request_for(["bootstrap", "-i", str(inventory)])
+    result = runner.run_playbook(req, Display())
+    assert "do-not-keep-me" not in seen["command"]
+    assert "AGENTFACTORY_TEST_TOKEN" not in (result.artifacts / "command").read_text()
+    assert json.loads((result.artifacts / "command").read_text())["env"]["ANSIBLE_NOCOLOR"] == "True"
+    for path in (result.artifacts, result.artifacts.parent, result.artifacts.parent.parent / "runner"):
+        assert path.stat().st_mode & 0o777 == 0o700, path

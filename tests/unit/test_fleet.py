@@ -60,3 +60,35 @@ def test_image_override_and_tags():
     assert with_tag("bot", "2") == "bot:2"
     assert with_tag("bot:1", "other/bot:3") == "other/bot:3"
     assert env_dict(["A=1", "B=x=y", "C"]) == {"A": "1", "B": "x=y", "C": ""}
+
+
+def test_placed_agents_carry_secret_names_never_values():
+    from agentfactory_cli.fleet import agent_secrets
+
+    defaults = {"secrets": {"SHARED": "d-value", "K": "d-k"}}
+    placed = agents_for_host(CATALOG, "a1", GROUPS, defaults=defaults)
+    chat = placed[0]
+    assert "secrets" not in chat and chat["secret_names"] == ["K", "SHARED"]
+    assert placed[1]["secret_names"] == ["K", "SHARED"]  # idle: the defaults' only
+    assert agents_for_host(CATALOG, "a1", GROUPS)[1]["secret_names"] == []
+    for value in ("d-value", "d-k"):
+        assert value not in str(placed)
+    # The values, merged as normalise_agent merges them, for the no_log task only.
+    assert agent_secrets(CATALOG, "chat", defaults) == {"SHARED": "d-value", "K": "v"}
+    assert agent_secrets(CATALOG, "vision") == {}
+    assert agent_secrets(CATALOG, "nope", defaults) == {}
+
+
+def test_placement_never_reads_a_secret_value():
+    class Trap(dict):
+        def __getitem__(self, key):
+            raise AssertionError("a secret value was read")
+
+        def values(self):
+            raise AssertionError("a secret value was read")
+
+        def items(self):
+            raise AssertionError("a secret value was read")
+
+    catalog = [{"name": "chat", "image": "r/chat:1", "secrets": Trap(API_KEY="x")}]
+    assert agents_for_host(catalog, "a1", GROUPS)[0]["secret_names"] == ["API_KEY"]
