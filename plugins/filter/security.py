@@ -1,0 +1,26 @@
+"""Filters for credentials: thin shims over agentfactory_cli.security (tested there)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+try:
+    from agentfactory_cli import security as _security
+    from agentfactory_cli.filtershim import filter_shim
+except ImportError:  # running from a checkout where the package is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from agentfactory_cli import security as _security
+    from agentfactory_cli.filtershim import filter_shim
+
+
+class FilterModule:
+    """agentfactory_* filters for web configs and htpasswd files."""
+
+    def filters(self):
+        return {
+            # password | agentfactory_bcrypt(context) -> a stable bcrypt hash (idempotent configs)
+            "agentfactory_bcrypt": filter_shim(_security.bcrypt_hash, _security.SecurityError),
+            # {user: password} | agentfactory_basic_auth_hashes(context) -> {user: bcrypt hash}
+            "agentfactory_basic_auth_hashes": filter_shim(_security.basic_auth_hashes, _security.SecurityError),
+        }
