@@ -1,14 +1,47 @@
-"""node_exporter from the Debian package: hardened unit, own user, metrics on the listen address."""
+"""node_exporter from the Debian package: hardened unit, own user, metrics over TLS with basic
+auth on the listen address."""
 
 import pytest
 
 SERVICE = "prometheus-node-exporter"
-URL = "http://127.0.0.1:9100/metrics"
+URL = "https://127.0.0.1:9100/metrics"
+CA = "/etc/agentfactory/pki/ca.crt"
+AUTH = "prometheus:molecule-scrape-pw"
+
+
+def _status(host, *args):
+    """HTTP status of a request to the exporter (000 when no HTTP answer came)."""
+    return host.run(f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 {' '.join(args)}").stdout
 
 
 @pytest.fixture(scope="module")
 def metrics(host):
-    return host.check_output(f"curl -fsS --max-time 10 {URL}")
+    return host.check_output(f"curl -fsS --max-time 10 --cacert {CA} -u {AUTH} {URL}")
+
+
+def test_metrics_need_credentials(host):
+    assert _status(host, "--cacert", CA, URL) == "401"
+    assert _status(host, "--cacert", CA, "-u prometheus:wrong", URL) == "401"
+    assert _status(host, "--cacert", CA, "-u", AUTH, URL) == "200"
+
+
+def test_serves_tls_with_a_certificate_of_the_ca(host):
+    # Plain HTTP gets no metrics, and the certificate verifies against the fleet CA only.
+    assert _status(host, "http://127.0.0.1:9100/metrics") != "200"
+    # The pki role put the CA in the system trust store: curl verifies without --cacert.
+    assert host.run(f"curl -fsS -o /dev/null --max-time 10 -u {AUTH} {URL}").rc == 0
+    issuer = host.check_output("openssl s_client -connect 127.0.0.1:9100 -showcerts </dev/null 2>/dev/null"
+                               " | openssl x509 -noout -issuer")
+    assert "agentfactory fleet CA" in issuer
+
+
+def test_web_config_holds_only_a_hash(host):
+    web = host.file("/etc/agentfactory/web/node_exporter/web.yml")
+    assert web.mode == 0o640
+    assert web.group == "node-exporter"
+    assert "molecule-scrape-pw" not in web.content_string
+    assert "$2b$10$" in web.content_string
+    assert host.file("/etc/agentfactory/web/node_exporter/tls.key").mode == 0o640
 
 
 def test_unit_active_and_enabled(host):
