@@ -15,10 +15,17 @@ labels (no ``_``), so the last ``_`` always separates host and replica. Characte
 not allow in a name (anything but letters, digits, ``-``, ``_``, ``.`` and ``:``) are replaced
 by ``-`` in the host part. The runtime API addresses a server as ``<agent>/<server name>``
 (``set server reference/af-lab-2_reference-1 state drain``).
+
+API clients (``gateway_clients``): each has a ``name``, a ``key``, the ``agents`` it may call
+(names, or ``"*"`` for all) and optionally a ``rate_limit``. :func:`client_problems` says what is
+wrong with the list (naming the client, never showing a key); :func:`clients` turns it into
+what HAProxy is given: the SHA-256 digest of each key instead of the key, the agents, the rate
+limit. :func:`allowed_clients` lists the clients admitted to one agent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -29,7 +36,10 @@ from agentfactory_cli.targets import host_address
 
 __all__ = [
     "GatewayError",
+    "allowed_clients",
     "backends",
+    "client_problems",
+    "clients",
     "frontend_name",
     "port_problems",
     "server_name",
@@ -41,6 +51,13 @@ SERVER_SEPARATOR = "_"
 FRONTEND_PREFIX = "fe_"
 
 _HAPROXY_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+
+# Client names go into map files, ACLs, a stick table (len 64) and a request header.
+_CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Keys are sent in a header (Bearer token or X-API-Key): printable ASCII, no spaces.
+_KEY_CHARS = re.compile(r"^[\x21-\x7e]+$")
+MIN_KEY_LENGTH = 16
+ALL_AGENTS = "*"
 
 
 class GatewayError(ValueError):
@@ -219,3 +236,105 @@ def port_problems(
                 f"agent {backend['name']}: gateway.port {port} on {host} is already used by {taken[int(port)]}"
             )
     return problems
+
+
+def _client_label(index: int, client: Any) -> str:
+    name = client.get("name") if isinstance(client, Mapping) else None
+    return f"gateway client {name!r}" if isinstance(name, str) and name else f"gateway client #{index + 1}"
+
+
+def client_problems(
+    gateway_clients: Iterable[Any] | None,
+    agents: Iterable[Mapping[str, Any]] | None = None,
+    min_key_length: int = MIN_KEY_LENGTH,
+) -> list[str]:
+    """What is wrong with the API clients, one message each, naming the client (never its key).
+
+    A client is a mapping with ``name`` (letters, digits, ``_ . -``, at most 64), ``key`` (at
+    least ``min_key_length`` printable characters, no spaces, not another client's), ``agents``
+    (a list of agent names of the catalog ``agents``, or ``"*"`` for all) and optionally
+    ``rate_limit`` (an integer >= 1). Names must be unique.
+    """
+    if gateway_clients is None:
+        return []
+    if isinstance(gateway_clients, (str, bytes, Mapping)) or not isinstance(gateway_clients, Iterable):
+        return [f"gateway_clients must be a list of clients, got {type(gateway_clients).__name__}"]
+    catalog = {str(a.get("name")) for a in (agents or []) if isinstance(a, Mapping) and a.get("name")}
+    problems: list[str] = []
+    names: dict[str, int] = {}
+    digests: dict[str, str] = {}
+    for index, client in enumerate(gateway_clients):
+        label = _client_label(index, client)
+        if not isinstance(client, Mapping):
+            problems.append(f"{label}: must be a mapping with name, key and agents")
+            continue
+        unknown = sorted(set(client) - {"name", "key", "agents", "rate_limit"})
+        if unknown:
+            problems.append(f"{label}: unknown field(s) {', '.join(map(str, unknown))} "
+                            "(a client has name, key, agents, rate_limit)")
+        name = client.get("name")
+        if not isinstance(name, str) or not _CLIENT_NAME.match(name):
+            problems.append(f"{label}: name must be 1-64 letters, digits, '_', '.' or '-' "
+                            f"(starting with a letter or digit), got {name!r}")
+        elif name in names:
+            problems.append(f"{label}: the name is used by more than one client")
+        else:
+            names[name] = index
+        key = client.get("key")
+        if not isinstance(key, str) or not key:
+            problems.append(f"{label}: key is empty (set it from vault)")
+        elif len(key) < min_key_length:
+            problems.append(f"{label}: key is too short ({len(key)} characters, at least {min_key_length})")
+        elif not _KEY_CHARS.match(key):
+            problems.append(f"{label}: key must be printable ASCII without spaces")
+        else:
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            if digest in digests:
+                problems.append(f"{label}: key is the same as the key of {digests[digest]}")
+            else:
+                digests[digest] = label
+        allowed = client.get("agents")
+        if allowed == ALL_AGENTS:
+            allowed = [ALL_AGENTS]
+        if not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed):
+            problems.append(f"{label}: agents must be a list of agent names, or [\"*\"] for all, got {allowed!r}")
+        else:
+            missing = sorted({a for a in allowed if a != ALL_AGENTS and a not in catalog})
+            if missing:
+                problems.append(f"{label}: agent(s) {', '.join(missing)} not in the catalog")
+        rate = client.get("rate_limit")
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 1):
+            problems.append(f"{label}: rate_limit must be an integer >= 1, got {rate!r}")
+    return problems
+
+
+def clients(gateway_clients: Iterable[Any] | None, default_rate_limit: int,
+            agents: Iterable[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The clients as HAProxy gets them, without their keys: ``name``, ``digest`` (hex SHA-256 of
+    the key), ``agents`` (sorted names, ``["*"]`` for all) and ``rate_limit`` (the client's own,
+    else ``default_rate_limit``), sorted by name. Raises :class:`GatewayError` with the first
+    problem of :func:`client_problems` (``agents``, the catalog, is checked only when given)."""
+    problems = client_problems(gateway_clients, agents)
+    if agents is None:
+        problems = [p for p in problems if not p.endswith("not in the catalog")]
+    if problems:
+        raise GatewayError(problems[0])
+    if isinstance(default_rate_limit, bool) or int(default_rate_limit) < 1:
+        raise GatewayError(f"gateway_rate_limit must be an integer >= 1, got {default_rate_limit!r}")
+    result = []
+    for client in gateway_clients or []:
+        allowed = client.get("agents")
+        allowed = [ALL_AGENTS] if allowed == ALL_AGENTS or ALL_AGENTS in allowed else sorted(set(allowed))
+        rate = client.get("rate_limit")
+        result.append({
+            "name": client["name"],
+            "digest": hashlib.sha256(client["key"].encode()).hexdigest(),
+            "agents": allowed,
+            "rate_limit": int(default_rate_limit) if rate is None else rate,
+        })
+    return sorted(result, key=lambda c: c["name"])
+
+
+def allowed_clients(gateway_clients: Iterable[Mapping[str, Any]], agent: str) -> list[str]:
+    """Names of the clients (as :func:`clients` returns them) admitted to ``agent``."""
+    return [c["name"] for c in gateway_clients if ALL_AGENTS in c["agents"] or agent in c["agents"]]

@@ -188,3 +188,63 @@ def test_filter_plugin_passes_the_replicas_override():
 
     with pytest.raises(AnsibleFilterError, match="agent chat: replicas override"):
         filters["agentfactory_gateway_backends"](CATALOG[:1], GROUPS, HOSTVARS, {}, {"chat": -1})
+
+
+# ----- API clients ---------------------------------------------------------------------------
+
+KEY = "k" * 16
+
+
+def _client(name="demo", key=None, agents=("*",), **extra):
+    return {"name": name, "key": key if key is not None else f"{name}-key-0123456789", "agents": list(agents), **extra}
+
+
+def test_clients_carry_digests_not_keys_sorted_by_name():
+    import hashlib
+
+    got = g.clients([_client("zeta", agents=["chat"], rate_limit=5), _client("demo")], 100, CATALOG)
+    assert [c["name"] for c in got] == ["demo", "zeta"]
+    assert got[0] == {"name": "demo", "digest": hashlib.sha256(b"demo-key-0123456789").hexdigest(),
+                      "agents": ["*"], "rate_limit": 100}
+    assert got[1]["rate_limit"] == 5 and got[1]["agents"] == ["chat"]
+    assert "zeta-key-0123456789" not in repr(got)
+    assert g.clients(None, 100) == []
+
+
+def test_allowed_clients_per_agent():
+    clients = g.clients([_client("demo"), _client("chatonly", agents=["chat"]), _client("none", agents=[])], 100)
+    assert g.allowed_clients(clients, "chat") == ["chatonly", "demo"]
+    assert g.allowed_clients(clients, "vision") == ["demo"]
+
+
+@pytest.mark.parametrize(("clients", "message"), [
+    ([_client(key="")], "gateway client 'demo': key is empty"),
+    ([_client(key="short")], "gateway client 'demo': key is too short (5 characters, at least 16)"),
+    ([_client(key="with space 0123456789")], "gateway client 'demo': key must be printable ASCII"),
+    ([_client(), _client()], "gateway client 'demo': the name is used by more than one client"),
+    ([_client("a", key=KEY), _client("b", key=KEY)], "gateway client 'b': key is the same as the key of"),
+    ([_client(agents=["chat", "nope"])], "gateway client 'demo': agent(s) nope not in the catalog"),
+    ([{**_client(), "agents": "chat"}], "gateway client 'demo': agents must be a list"),
+    ([_client(rate_limit=0)], "gateway client 'demo': rate_limit must be an integer >= 1"),
+    ([_client(name="bad name")], "gateway client 'bad name': name must be"),
+    ([{"key": KEY, "agents": []}], "gateway client #1: name must be"),
+    ([_client(extra_field=1)], "gateway client 'demo': unknown field(s) extra_field"),
+    ({"demo": KEY}, "gateway_clients must be a list"),
+])
+def test_client_problems_name_the_client_and_never_the_key(clients, message):
+    problems = g.client_problems(clients, CATALOG)
+    assert any(p.startswith(message) for p in problems), problems
+    assert not any(KEY in p or "demo-key-0123456789" in p for p in problems), problems
+
+
+def test_good_clients_have_no_problems():
+    assert g.client_problems([_client(), _client("lim", agents=[]), _client("c", agents=["chat", "internal"])],
+                             CATALOG) == []
+    assert g.client_problems(None, CATALOG) == []
+
+
+def test_clients_refuse_bad_lists():
+    with pytest.raises(g.GatewayError, match="key is too short"):
+        g.clients([_client(key="short")], 100)
+    with pytest.raises(g.GatewayError, match="gateway_rate_limit"):
+        g.clients([_client()], 0)

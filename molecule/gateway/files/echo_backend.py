@@ -4,6 +4,7 @@
     echo_backend.py HOST FIRST_PORT INDEX     # listens on FIRST_PORT + INDEX, replica echo-INDEX
 
 GET /healthz -> 200 "ok"; GET /slow?seconds=N -> waits N seconds, then answers like /;
+GET /headers -> the request's header names and X-Gateway-Client, one per line (lower case);
 anything else -> 200 "<host> echo-<index>", so a test can tell which replica answered.
 """
 
@@ -21,6 +22,10 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path == "/healthz":
             body = b"ok\n"
+        elif url.path == "/headers":
+            names = sorted(name.lower() for name in self.headers)
+            client = self.headers.get("X-Gateway-Client", "")
+            body = ("\n".join(names) + f"\nclient={client}\n").encode()
         else:
             if url.path == "/slow":
                 time.sleep(float(parse_qs(url.query).get("seconds", ["3"])[0]))
