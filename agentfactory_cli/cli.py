@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agentfactory_cli import __version__, errors
@@ -97,14 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
                          ("down", "remove the hosts, their network and the lab inventory"),
                          ("status", "list the hosts, their published ports and services"),
                          ("image", "start the Docker engine if needed and build the host image"),
-                         ("url", "print the 127.0.0.1 URL of a service on the lab (e.g. gateway)")):
+                         ("url", "print the 127.0.0.1 URL of a service on the lab (e.g. gateway)"),
+                         ("credentials", "print the lab's URLs, accounts, passwords and API keys, and its CA")):
         sp = lab_verbs.add_parser(action, help=text, description=text)
         sp.add_argument("--name", default=_env("LAB", DEFAULT_LAB),
                         help="lab name, for several labs side by side (env AGENTFACTORY_LAB)")
         if action == "up":
             sp.add_argument("--hosts", type=_positive_int, default=3, metavar="N",
                             help="number of hosts (default 3)")
-        if action == "status":
+        if action in ("status", "credentials"):
             sp.add_argument("--json", action="store_true", help="machine-readable output")
         if action == "url":
             sp.add_argument("service", choices=[s for s in PUBLISHED_PORTS if s != "ssh"])
@@ -258,11 +260,12 @@ def _lab(args: argparse.Namespace) -> int:
         if not hostimage.ensure_image(log=log):
             log(f"Host image {hostimage.IMAGE} is up to date.")
     elif args.lab_verb == "url":
-        port = PUBLISHED_PORTS[args.service]
-        urls = [f"http://127.0.0.1:{h.ports[port]}" for h in lab.hosts() if port in h.ports]
+        urls = [url for h in lab.hosts() if (url := lab.url(args.service, h))]
         if not urls:
             raise errors.AgentFactoryError(f"no lab host publishes {args.service} (is the lab up?)")
         print(urls[0])
+    elif args.lab_verb == "credentials":
+        _print_credentials(lab, json_mode=args.json)
     elif args.lab_verb == "up":
         lab.up(args.hosts, log=log)
         _print_lab(lab, json_mode=False)
@@ -302,10 +305,29 @@ def _print_lab(lab: Lab, json_mode: bool) -> None:
                       f"127.0.0.1:{h.ssh_port}" if h.ssh_port else "-")
     Console(highlight=False).print(table)
     for h in hosts:
-        urls = [f"{name} http://127.0.0.1:{h.ports[port]}" for name, port in PUBLISHED_PORTS.items()
+        urls = [f"{name} {lab.url(name, h)}" for name, port in PUBLISHED_PORTS.items()
                 if name != "ssh" and services[h.name].get(name) == "active" and port in h.ports]
         if urls:
             Console(highlight=False, soft_wrap=True).print(f"{h.name}: " + ", ".join(urls))
+
+
+def _print_credentials(lab: Lab, json_mode: bool) -> None:
+    """The lab's accounts with the first URL of each service (they are the same on every host)."""
+    hosts = lab.hosts()
+    rows = []
+    for cred in lab.credentials():
+        url = next((u for h in hosts if (u := lab.url(cred["service"], h))), "")
+        rows.append({**cred, "url": url})
+    if json_mode:
+        print(json.dumps({"lab": lab.name, "ca": str(lab.ca_file), "accounts": rows}, indent=2))
+        return
+    table = Table(title=f"Lab {lab.name!r}: accounts (CA: {lab.ca_file})", title_justify="left")
+    for column in ("service", "url", "user", "password or API key"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(escape(row["service"]), escape(row["url"] or "-"), escape(row["user"]), escape(row["secret"]))
+    Console(highlight=False, soft_wrap=True).print(table)
+    print(f"Example: curl --cacert {lab.ca_file} -H 'Authorization: Bearer <API key>' <gateway url>/")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,17 @@ SERVICE_UNITS = {
     "registry": "docker-registry",
     "gateway": "haproxy",
 }
+# Services that serve plain HTTP in the lab (Grafana is not part of it); every other speaks TLS.
+PLAIN_HTTP = {"grafana"}
+# Who logs in where: service -> [(account, the lab's vault variable holding its password)].
+# Gateway API keys are listed per client (vault_gateway_api_keys).
+CREDENTIALS = {
+    "node_exporter": [("prometheus", "vault_node_exporter_password")],
+    "prometheus": [("admin", "vault_prometheus_password")],
+    "alertmanager": [("admin", "vault_alertmanager_password")],
+    "registry": [("push", "vault_registry_push_password"), ("pull", "vault_registry_pull_password")],
+    "gateway_metrics": [("prometheus", "vault_gateway_stats_password")],
+}
 LABEL = "agentfactory.lab"
 _RUN_OPTIONS = [
     # systemd as PID 1 without --privileged (TESTHOSTS.md: --privileged fails on our machines).
@@ -145,6 +156,30 @@ class Lab:
             return {}
         return dict(zip(SERVICE_UNITS, states, strict=True))
 
+    @property
+    def ca_file(self) -> Path:
+        """The lab CA's certificate on the controller (pki role): what clients verify against."""
+        return self.dir / "pki" / "ca.crt"
+
+    def url(self, service: str, host: LabHost) -> str | None:
+        port = PUBLISHED_PORTS[service]
+        if port not in host.ports:
+            return None
+        scheme = "http" if service in PLAIN_HTTP else "https"
+        return f"{scheme}://127.0.0.1:{host.ports[port]}"
+
+    def credentials(self) -> list[dict[str, str]]:
+        """Every account of the lab with its decrypted password or key: what an operator types.
+        Read on request only (`lab credentials`); nothing else prints them."""
+        if not (self.vault_file.exists() and self.vault_password_file.exists()):
+            raise LabError(f"lab {self.name!r} has no generated secrets yet: run `agentfactory lab up`")
+        secrets = labsecrets.read(self.vault_file, self.vault_password_file)
+        found = [{"service": service, "user": user, "secret": str(secrets[var])}
+                 for service, accounts in CREDENTIALS.items() for user, var in accounts if var in secrets]
+        found += [{"service": "gateway", "user": client, "secret": str(key)}
+                  for client, key in sorted((secrets.get("vault_gateway_api_keys") or {}).items())]
+        return found
+
     # --- lifecycle -------------------------------------------------------------------------
 
     def up(self, count: int = 3, log=print) -> list[LabHost]:
@@ -201,6 +236,7 @@ class Lab:
         self.inventory_path.unlink(missing_ok=True)
         for f in (self.key, self.key.with_suffix(".pub"), self.vault_file, self.vault_password_file):
             f.unlink(missing_ok=True)
+        shutil.rmtree(self.dir / "pki", ignore_errors=True)  # the lab's CA goes with its hosts
         if self.name != DEFAULT_LAB:
             shutil.rmtree(self.dir, ignore_errors=True)
         return len(hosts)
@@ -273,6 +309,8 @@ class Lab:
                         "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
                     ),
                     "agentfactory_lab": self.name,
+                    # The lab's own CA (pki role), kept with its other state outside the tree.
+                    "pki_ca_dir": str(self.dir / "pki"),
                 },
                 "hosts": {
                     h.name: {
