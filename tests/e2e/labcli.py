@@ -61,16 +61,37 @@ def on_host(index: int, *command: str, check: bool = True) -> subprocess.Complet
     return res
 
 
-# Requests through the gateway, from the gateway host itself, until told to stop (bounded).
+def lab_secrets() -> dict:
+    """The lab's generated secrets, decrypted (its vault file with its vault password file)."""
+    from agentfactory_cli import labsecrets
+    from agentfactory_cli.lab import Lab
+
+    lab = Lab(LAB)
+    return labsecrets.read(lab.vault_file, lab.vault_password_file)
+
+
+def gateway_credentials(client: str = "demo") -> dict:
+    """What a client of the gateway needs: the lab CA's certificate (PEM, from the controller:
+    the gateway's certificate must chain to it) and the API key of `client` from the lab's vault."""
+    return {"ca": (lab_dir() / "pki" / "ca.crt").read_text(),
+            "key": lab_secrets()["vault_gateway_api_keys"][client]}
+
+
+# Requests through the gateway (HTTPS, the lab CA, an API key), from the gateway host itself,
+# until told to stop (bounded). The CA and the key come on stdin, never on a command line.
 LOAD_LOOP = r"""
-import json, os, sys, time, urllib.request
+import json, os, ssl, sys, time, urllib.request
 PORT = int(sys.argv[1])
+creds = json.loads(sys.stdin.read())
+tls = ssl.create_default_context(cadata=creds["ca"])
+headers = {"Authorization": "Bearer " + creds["key"]}
 ok = failed = 0
 errors = []
 deadline = time.monotonic() + 400
 while time.monotonic() < deadline and not os.path.exists("/tmp/stop-load") and ok + failed < 30000:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=5) as answer:
+        request = urllib.request.Request(f"https://127.0.0.1:{PORT}/healthz", headers=headers)
+        with urllib.request.urlopen(request, timeout=5, context=tls) as answer:
             ok += 1
     except Exception as exc:
         failed += 1
@@ -79,12 +100,46 @@ while time.monotonic() < deadline and not os.path.exists("/tmp/stop-load") and o
 print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5]}))
 """
 
+# One request through the gateway, from the gateway host: prints {"status", "body"}.
+ONE_REQUEST = r"""
+import json, ssl, sys, urllib.error, urllib.request
+creds = json.loads(sys.stdin.read())
+tls = ssl.create_default_context(cadata=creds["ca"])
+headers = {"Authorization": "Bearer " + creds["key"]} if creds["key"] else {}
+data = creds["data"].encode() if creds["data"] is not None else None
+request = urllib.request.Request(creds["url"], data=data, headers=headers, method=creds["method"])
+try:
+    with urllib.request.urlopen(request, timeout=10, context=tls) as answer:
+        status, body = answer.status, answer.read()
+except urllib.error.HTTPError as exc:
+    status, body = exc.code, exc.read()
+print(json.dumps({"status": status, "body": body.decode(errors="replace")}))
+"""
+
+
+def through_gateway(port: int, path: str, data: str | None = None, client: str | None = "demo") -> tuple[int, str]:
+    """One HTTPS request to gateway port `port` from the gateway host, with the API key of
+    `client` (None: no key): (HTTP status, body). POST when `data` is given."""
+    creds = gateway_credentials(client or "demo")
+    payload = {"ca": creds["ca"], "key": creds["key"] if client else "", "data": data,
+               "url": f"https://127.0.0.1:{port}{path}", "method": "POST" if data is not None else "GET"}
+    res = subprocess.run(["docker", "exec", "-i", host_name(1), "python3", "-c", ONE_REQUEST],
+                         input=json.dumps(payload), capture_output=True, text=True, timeout=60)
+    if res.returncode != 0:
+        pytest.fail(f"request to the gateway port {port} failed: {res.stderr}")
+    answer = json.loads(res.stdout)
+    return answer["status"], answer["body"]
+
 
 def start_load(port: int) -> subprocess.Popen:
     """Requests to a gateway frontend, from the gateway host, until stop_load (bounded)."""
     on_host(1, "rm", "-f", "/tmp/stop-load")
-    return subprocess.Popen(["docker", "exec", host_name(1), "python3", "-c", LOAD_LOOP, str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(["docker", "exec", "-i", host_name(1), "python3", "-c", LOAD_LOOP, str(port)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdin.write(json.dumps(gateway_credentials()))
+    proc.stdin.close()
+    proc.stdin = None  # written and closed: stop_load's communicate() must not touch it
+    return proc
 
 
 def stop_load(proc: subprocess.Popen) -> dict:

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from labcli import HOSTS, agentfactory, host_name, host_names, lab_dir, on_host, run_json, update_under_load
+from labcli import (
+    HOSTS,
+    agentfactory,
+    host_name,
+    host_names,
+    lab_dir,
+    on_host,
+    run_json,
+    through_gateway,
+    update_under_load,
+)
 
 from agentfactory_cli.paths import project_root
 
@@ -76,8 +86,8 @@ def test_systemd_agent_deploys_healthy(with_gamma):
     user = on_host(2, "ps", "-o", "user=", "-C", "python3").stdout.split()
     assert "agentfa+" in user or "agentfactory" in user  # not root
     # Through the gateway.
-    answer = on_host(1, "curl", "-s", "-X", "POST", "-d", '{"task": "ping"}', "http://127.0.0.1:28300/v1/task")
-    assert answer.stdout.startswith("{"), answer.stdout
+    status, body = through_gateway(28300, "/v1/task", data='{"task": "ping"}')
+    assert status == 200 and body.startswith("{"), (status, body)
 
 
 def test_systemd_agent_redeploy_is_idempotent_and_config_change_restarts(with_gamma):
