@@ -42,3 +42,27 @@ def basic_auth_hashes(users: dict[str, str], context: str, rounds: int = DEFAULT
     if not isinstance(users, dict):
         raise SecurityError(f"basic auth users for {context!r} must be a mapping of user to password")
     return {user: bcrypt_hash(password, f"{context}/{user}", rounds) for user, password in users.items()}
+
+
+def scrape_client(client: dict, ca_file: str, secrets_dir: str) -> dict:
+    """How Prometheus reaches one kind of target: the `scheme`, `tls_config` and `basic_auth`
+    of a scrape job (or an alertmanagers entry), from {job, tls, username, password}.
+
+    The password itself stays out of prometheus.yml: it is read from <secrets_dir>/<job>.
+    """
+    for key in ("job", "tls", "username", "password"):
+        if key not in client:
+            raise SecurityError(f"scrape client {client.get('job', '?')!r} has no {key!r}")
+    settings: dict = {"scheme": "https" if _truthy(client["tls"]) else "http"}
+    if _truthy(client["tls"]):
+        settings["tls_config"] = {"ca_file": ca_file}
+    if client["password"]:
+        settings["basic_auth"] = {"username": client["username"], "password_file": f"{secrets_dir}/{client['job']}"}
+    return settings
+
+
+def _truthy(value) -> bool:
+    """Ansible's notion of a boolean, for values that arrive as strings from templating."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

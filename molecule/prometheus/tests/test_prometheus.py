@@ -3,11 +3,11 @@
 import json
 import time
 
-PROM = "http://127.0.0.1:9090"
+PROM = "https://127.0.0.1:9090"
 
 
 def api(host, path):
-    out = host.check_output(f"curl -sf --max-time 5 {PROM}{path}")
+    out = host.check_output(f"curl -sf --max-time 5 --cacert /etc/agentfactory/pki/ca.crt -u admin:molecule-prom-pw {PROM}{path}")
     return json.loads(out)
 
 
@@ -72,9 +72,9 @@ def test_scrape_jobs_discovered(host):
         return {(t["labels"]["job"], t["scrapeUrl"]) for t in data}
 
     found = wait_for(lambda: len(jobs()) >= 5 and jobs())
-    assert ("prometheus", "http://127.0.0.1:9090/metrics") in found
-    assert ("alertmanager", "http://127.0.0.1:9093/metrics") in found
-    assert ("node", "http://af-mol-prom-1:9100/metrics") in found
+    assert ("prometheus", "https://127.0.0.1:9090/metrics") in found
+    assert ("alertmanager", "https://127.0.0.1:9093/metrics") in found
+    assert ("node", "https://af-mol-prom-1:9100/metrics") in found
     assert ("agents", "http://af-mol-prom-1:18080/metrics") in found
     assert ("agents", "http://af-mol-prom-1:18081/metrics") in found
     self_up = wait_for(lambda: [
@@ -104,3 +104,18 @@ def test_user_alert_fires(host):
         return [a for a in alerts if a["labels"]["alertname"] == "MoleculeAlwaysFiring" and a["state"] == "firing"]
 
     assert wait_for(firing, timeout=30)
+
+
+def test_scrapes_itself_over_tls_with_credentials(host):
+    def own_target():
+        targets = api(host, "/api/v1/targets")["data"]["activeTargets"]
+        return next((t for t in targets if t["labels"]["job"] == "prometheus" and t["health"] == "up"), None)
+    assert wait_for(own_target), "Prometheus did not scrape itself over TLS with its credentials"
+
+
+def test_scrape_passwords_stay_out_of_the_config(host):
+    config = host.file("/etc/prometheus/prometheus.yml").content_string
+    assert "molecule-prom-pw" not in config
+    assert "password_file: /etc/prometheus/secrets/prometheus" in config
+    secret = host.file("/etc/prometheus/secrets/prometheus")
+    assert secret.mode == 0o640 and secret.group == "prometheus"
