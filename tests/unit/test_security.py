@@ -82,3 +82,21 @@ def test_checker_refuses_unreadable_json(checker, tmp_path):
     path = tmp_path / "web.yml"
     path.write_text("{not json")
     assert checker.problems(str(path))[0].startswith("cannot read")
+
+
+def test_scrape_client_tls_and_password_file():
+    from agentfactory_cli.security import scrape_client
+
+    got = scrape_client({"job": "node", "tls": "True", "username": "prometheus", "password": "pw"},
+                        "/etc/ca.crt", "/etc/prometheus/secrets")
+    assert got == {"scheme": "https", "tls_config": {"ca_file": "/etc/ca.crt"},
+                   "basic_auth": {"username": "prometheus", "password_file": "/etc/prometheus/secrets/node"}}
+    assert "pw" not in json.dumps(got)
+
+
+def test_scrape_client_plain_without_password():
+    from agentfactory_cli.security import scrape_client
+
+    assert scrape_client({"job": "x", "tls": False, "username": "u", "password": ""}, "ca", "dir") == {"scheme": "http"}
+    with pytest.raises(SecurityError, match="password"):
+        scrape_client({"job": "x", "tls": True, "username": "u"}, "ca", "dir")
