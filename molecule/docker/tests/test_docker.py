@@ -1,5 +1,7 @@
-"""Docker from Debian's docker.io: daemon up, daemon.json in effect, a container runs inside."""
+"""Docker from Debian's docker.io: daemon up, daemon.json in effect, a container runs inside, the
+on-prem registry (here on the same host) trusted by its CA and pulled from and pushed to with the login."""
 
+import base64
 import io
 import json
 import subprocess
@@ -87,3 +89,56 @@ def test_python_sdk_for_community_docker(host):
 
 def test_user_in_docker_group(host):
     assert "docker" in host.user("deploy").groups
+
+
+REGISTRY = f"{HOST}:5000"
+CA = "/etc/agentfactory/pki/ca.crt"
+
+
+def test_registry_group_trusted_by_its_ca_not_as_insecure(host, info):
+    assert host.file(f"/etc/docker/certs.d/{REGISTRY}/ca.crt").content_string == host.file(CA).content_string
+    assert host.file(f"/etc/docker/certs.d/{REGISTRY}/ca.crt").mode == 0o644
+    configs = info["RegistryConfig"]["IndexConfigs"]
+    assert REGISTRY not in configs or configs[REGISTRY]["Secure"] is True
+    assert info["RegistryConfig"]["InsecureRegistryCIDRs"] == ["127.0.0.0/8"]
+
+
+def test_logged_in_with_the_pull_account(host):
+    config = json.loads(host.file("/root/.docker/config.json").content_string)
+    user, _, password = base64.b64decode(config["auths"][REGISTRY]["auth"]).decode().partition(":")
+    assert (user, password) == ("pull", "molecule-pull-secret")
+    assert host.file("/root/.docker/config.json").mode == 0o600
+
+
+def test_push_and_pull_through_the_registry_with_the_login(host, busybox_image):
+    target = f"{REGISTRY}/molecule/busybox:test"
+    host.check_output(f"docker tag {busybox_image} {target}")
+    push = host.run(f"docker push {target}")
+    assert push.rc == 0, push.stdout + push.stderr
+    host.check_output(f"docker image rm {target}")
+    pull = host.run(f"docker pull {target}")
+    assert pull.rc == 0, pull.stdout + pull.stderr
+    assert host.check_output(f"docker run --rm {target} echo pulled-over-tls") == "pulled-over-tls"
+
+
+def test_registry_refuses_docker_without_the_login(host, busybox_image):
+    host.check_output("mkdir -p /tmp/af-nologin && echo '{}' > /tmp/af-nologin/config.json")
+    target = f"{REGISTRY}/molecule/anonymous:test"
+    host.check_output(f"docker tag {busybox_image} {target}")
+    push = host.run(f"docker --config /tmp/af-nologin push {target}")
+    assert push.rc != 0
+    assert "no basic auth credentials" in push.stdout + push.stderr
+    pull = host.run(f"docker --config /tmp/af-nologin pull {REGISTRY}/molecule/busybox:test")
+    assert pull.rc != 0
+    status = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {CA} https://{REGISTRY}/v2/")
+    assert status == "401"
+
+
+def test_registry_serves_tls_with_a_certificate_of_the_ca(host):
+    out = host.run(f"openssl s_client -connect {REGISTRY} -servername {HOST} -CAfile {CA} "
+                   "-verify_return_error </dev/null")
+    assert out.rc == 0, out.stdout + out.stderr
+    assert "issuer=CN = agentfactory fleet CA" in out.stdout
+    status = host.check_output(
+        f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {CA} -u pull:molecule-pull-secret https://{REGISTRY}/v2/")
+    assert status == "200"
