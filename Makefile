@@ -53,9 +53,19 @@ demo: deps  ## the whole story on the local lab, ending with the fleet status
 	$(BIN)/agentfactory deploy
 	$(BIN)/agentfactory lab status
 	$(BIN)/agentfactory status
-	@echo "A request through the gateway: curl $$($(BIN)/agentfactory lab url gateway)/v1/task"
-	@curl -sS --max-time 10 -H 'Content-Type: application/json' -d '{"input": "hello agent factory"}' \
-	  "$$($(BIN)/agentfactory lab url gateway)/v1/task"; echo
+	@# The gateway speaks TLS (the lab CA) and admits clients by API key; the key stays in a
+	@# shell variable, read from `lab credentials` (the lab's vault), never printed.
+	@url="$$($(BIN)/agentfactory lab url gateway)/v1/task"; \
+	creds="$$($(BIN)/agentfactory lab credentials --json)"; \
+	ca="$$(echo "$$creds" | $(PY) -c 'import json, sys; print(json.load(sys.stdin)["ca"])')"; \
+	key="$$(echo "$$creds" | $(PY) -c 'import json, sys; \
+	  print(next(a["secret"] for a in json.load(sys.stdin)["accounts"] if a["service"] == "gateway" and a["user"] == "demo"))')"; \
+	echo "A request through the gateway with the demo API key: POST $$url"; \
+	curl -sS --fail-with-body --max-time 10 --cacert "$$ca" -H "Authorization: Bearer $$key" \
+	  -H 'Content-Type: application/json' -d '{"input": "hello agent factory"}' "$$url"; echo; \
+	echo "The same request without a key: HTTP $$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+	  --cacert "$$ca" -H 'Content-Type: application/json' -d '{}' "$$url")"; \
+	echo "URLs and accounts of the lab: .venv/bin/agentfactory lab credentials"
 
 test: deps lint unit image molecule e2e  ## the whole suite: lint, unit, molecule, end to end
 	@echo "make test: all stages passed"

@@ -4,9 +4,10 @@ nowhere on the controller's side: not in any run artifact, not on stdout or stde
 
 The agent `reference` (the reference image, as test_20's agents) gets the lab's
 `vault_reference_api_key` as its secret API_KEY. Then: deploy; deploy -v --diff changing
-nothing; deploy -v --diff after the file went missing on one host (so the secret file is written
-again under --diff, with no restart); a rolling update -v --diff with a new config; status. Every file of those runs' artifacts and
-everything they printed is searched for the value.
+nothing; deploy -v --diff after the file went missing on one host (so the secret file is
+written again under --diff, with no restart); a rolling update -v --diff with a new config;
+status. Every file of those runs' artifacts and everything they printed is searched for the
+value.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ PROM = "https://127.0.0.1:9090"
 
 
 def api(host, path):
-    out = host.check_output(f"curl -sf --max-time 5 --cacert /etc/agentfactory/pki/ca.crt -u admin:molecule-prom-pw {PROM}{path}")
+    auth = "--cacert /etc/agentfactory/pki/ca.crt -u admin:molecule-prom-pw"
+    out = host.check_output(f"curl -sf --max-time 5 {auth} {PROM}{path}")
     return json.loads(out)
 
 
