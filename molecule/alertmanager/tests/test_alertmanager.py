@@ -3,7 +3,9 @@
 import json
 import time
 
-AM = "http://127.0.0.1:9093"
+AM = "https://127.0.0.1:9093"
+# TLS with the scenario CA, basic auth.
+CURL = "curl -sf --max-time 5 --cacert /etc/agentfactory/pki/ca.crt -u admin:molecule-am-pw"
 
 
 def wait_for(predicate, timeout=30, interval=1):
@@ -43,12 +45,12 @@ def test_config_checked_and_private(host):
 
 
 def test_loaded_routes_and_receivers(host):
-    status = json.loads(host.check_output(f"curl -sf --max-time 5 {AM}/api/v2/status"))
+    status = json.loads(host.check_output(f"{CURL} {AM}/api/v2/status"))
     original = status["config"]["original"]
     assert "ops-webhook" in original
     assert "ops-mail" in original
     assert "smtp_smarthost: 127.0.0.1:25" in original
-    receivers = json.loads(host.check_output(f"curl -sf --max-time 5 {AM}/api/v2/receivers"))
+    receivers = json.loads(host.check_output(f"{CURL} {AM}/api/v2/receivers"))
     assert {r["name"] for r in receivers} == {"default", "ops-webhook", "ops-mail"}
 
 
@@ -58,7 +60,7 @@ def test_alert_reaches_webhook(host):
         "annotations": {"summary": "posted by the molecule verify step"},
     }])
     host.check_output(
-        f"curl -sf --max-time 5 -XPOST -H 'Content-Type: application/json' -d '{alert}' {AM}/api/v2/alerts"
+        f"{CURL} -XPOST -H 'Content-Type: application/json' -d '{alert}' {AM}/api/v2/alerts"
     )
 
     def delivered():
@@ -75,3 +77,10 @@ def test_alert_reaches_webhook(host):
     assert body, "the webhook receiver got no notification for the posted alert"
     assert body["receiver"] == "ops-webhook"
     assert body["_path"] == "/alerts"
+
+
+def test_api_asks_for_credentials(host):
+    ca = "/etc/agentfactory/pki/ca.crt"
+    status = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' -m 5 --cacert {ca} {AM}/api/v2/status")
+    assert status == "401"
+    assert host.run("curl -sf --max-time 5 -u admin:molecule-am-pw http://127.0.0.1:9093/api/v2/status").rc != 0
