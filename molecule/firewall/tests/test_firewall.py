@@ -66,7 +66,9 @@ def test_unit_enabled_before_docker(host):
 def test_rules_file_is_ours_alone(host):
     rules = host.file("/etc/agentfactory/firewall.nft")
     assert rules.mode == 0o600
-    assert "flush ruleset" not in rules.content_string
+    commands = [line.strip() for line in rules.content_string.splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in commands if line.startswith("flush")]
+    assert commands[:2] == ["table inet agentfactory {}", "delete table inet agentfactory"]
     # Debian's file (which flushes everything) is not used, and its unit stays off.
     assert not host.service("nftables").is_enabled
 
@@ -80,17 +82,25 @@ def test_agent_ports_are_this_hosts_replicas(table):
 def test_forward_chain_guards_published_agent_ports(table):
     forward = table.split("chain forward {", 1)[1]
     assert "type filter hook forward priority filter - 1; policy accept;" in forward
-    assert "ct status dnat meta l4proto tcp ct original proto-dst @agent_ports ip saddr != @agent_callers_v4 drop" in forward
+    guard = "ct status dnat meta l4proto tcp ct original proto-dst @agent_ports"
+    assert f"{guard} ip saddr != @agent_callers_v4 drop" in forward
+    assert f"{guard} ip6 saddr != @agent_callers_v6 drop" in forward
     assert "ip6 saddr != @agent_callers_v6 drop" in forward
 
 
+def in_set(host, name, address):
+    """Whether the set (auto-merged: neighbours become one range) holds the address."""
+    return host.run(f"nft get element inet agentfactory {name} '{{ {address} }}'").rc == 0
+
+
 def test_sources_are_the_right_hosts(host, monitoring, outsider, table):
-    fw2 = monitoring.interface("eth0").addresses[0]
-    fw3 = outsider.interface("eth0").addresses[0]
-    callers = table.split("set agent_callers_v4 {", 1)[1].split("}", 1)[0]
-    assert fw2 in callers
-    assert fw3 not in callers
-    assert "198.51.100.0/24" in table.split("set monitoring_operators_v4 {", 1)[1].split("}", 1)[0]
+    fw2 = monitoring.interface("eth0", "inet").addresses[0]
+    fw3 = outsider.interface("eth0", "inet").addresses[0]
+    for name in ("agent_callers_v4", "monitoring_v4", "monitoring_operators_v4"):
+        assert in_set(host, name, fw2), name
+        assert not in_set(host, name, fw3), name
+    assert in_set(host, "monitoring_operators_v4", "198.51.100.77")
+    assert not in_set(host, "monitoring_v4", "198.51.100.77")
     assert 'tcp dport 28080 ip saddr @clients_v4 accept comment "gateway frontends"' in table
     assert 'tcp dport 7777 ip saddr 203.0.113.7 accept comment "extra"' in table
 
@@ -98,7 +108,7 @@ def test_sources_are_the_right_hosts(host, monitoring, outsider, table):
 def test_outsider_host_gets_only_the_common_rules(outsider):
     rules = outsider.check_output("nft list table inet agentfactory")
     assert 'comment "node_exporter"' in rules
-    for absent in ("gateway frontends", "registry", "Prometheus", "agent host ports\" accept"):
+    for absent in ("gateway frontends", '"registry"', "Prometheus", 'accept comment "agent host ports"'):
         assert absent not in rules
 
 
