@@ -13,8 +13,11 @@ import testinfra
 
 testinfra_hosts = ["ansible://af-mol-mon-1"]
 
-PROM = "http://127.0.0.1:9090"
-AM = "http://127.0.0.1:9093"
+PROM = "https://127.0.0.1:9090"
+AM = "https://127.0.0.1:9093"
+# Every endpoint speaks TLS with a certificate of the scenario's CA and asks for credentials.
+CA = "/etc/agentfactory/pki/ca.crt"
+CREDENTIALS = {PROM: "admin:molecule-prom-pw", AM: "admin:molecule-am-pw"}
 PLAIN = "af-mol-mon-2"
 NODE_EXPORTER = "prometheus-node-exporter"
 
@@ -25,7 +28,8 @@ def plain():
 
 
 def get_json(host, url):
-    out = host.run(f"curl -sf --max-time 5 '{url}'")
+    auth = next((f"-u {cred}" for base, cred in CREDENTIALS.items() if url.startswith(base)), "")
+    out = host.run(f"curl -sf --max-time 5 --cacert {CA} {auth} '{url}'")
     assert out.rc == 0, f"GET {url} failed: {out.stderr}"
     return json.loads(out.stdout)
 
@@ -93,7 +97,24 @@ def test_grafana_double_serves_with_provisioned_datasource(host):
     assert health["version"].endswith("-test-double")
     ds = json.loads(host.check_output(
         "curl -sf -u admin:molecule-monitoring-password http://127.0.0.1:3000/api/datasources"))
-    assert [(d["uid"], d["url"]) for d in ds] == [("agentfactory-prometheus", "http://127.0.0.1:9090")]
+    assert [(d["uid"], d["url"], d["basicAuth"]) for d in ds] == [
+        ("agentfactory-prometheus", "https://127.0.0.1:9090", True)]
+
+
+@pytest.mark.parametrize("url", [f"{PROM}/api/v1/targets", f"{AM}/api/v2/status", "https://127.0.0.1:9100/metrics"])
+def test_every_endpoint_asks_for_credentials(host, url):
+    status = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 --cacert {CA} '{url}'")
+    assert status == "401"
+    plain = host.run(f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 '{url.replace('https://', 'http://')}'")
+    assert plain.stdout != "200"
+
+
+def test_every_target_is_scraped_over_tls_with_credentials(host):
+    targets = get_json(host, f"{PROM}/api/v1/targets")["data"]["activeTargets"]
+    secured = [t for t in targets if t["labels"]["job"] in ("prometheus", "alertmanager", "node")]
+    assert len(secured) == 4  # Prometheus, Alertmanager, two node exporters
+    assert all(t["scrapeUrl"].startswith("https://") for t in secured)
+    assert all(t["health"] == "up" for t in secured), [(t["scrapeUrl"], t["lastError"]) for t in secured]
 
 
 def test_old_rules_still_serving_after_refused_broken_rule(host):

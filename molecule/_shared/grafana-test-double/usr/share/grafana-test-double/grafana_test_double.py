@@ -103,6 +103,8 @@ def load_datasources(provisioning: Path) -> list[dict]:
                 "url": ds.get("url", ""), "access": ds.get("access", "proxy"),
                 "isDefault": bool(ds.get("isDefault")), "jsonData": ds.get("jsonData") or {},
                 "readOnly": not ds.get("editable", False), "_file": name,
+                # Like Grafana's API: whether basic auth is on and its user, never the secure fields.
+                "basicAuth": bool(ds.get("basicAuth")), "basicAuthUser": ds.get("basicAuthUser", ""),
             })
     return found
 
