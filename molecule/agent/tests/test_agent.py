@@ -199,3 +199,20 @@ def test_systemd_replica_runs_the_catalog_command_unprivileged(host, catalog, in
     environ = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ").splitlines()
     for key, value in agent["env"].items():
         assert f"{key}={value}" in environ
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_container_is_hardened(host, index):
+    container = inspect(host, f"{CONTAINER_AGENT}-{index}")
+    config, hostconfig = container["Config"], container["HostConfig"]
+    assert config["User"] == "10001:10001"
+    assert hostconfig["ReadonlyRootfs"] is True
+    assert hostconfig["CapDrop"] == ["ALL"]
+    assert hostconfig["CapAdd"] in (None, [])
+    assert "no-new-privileges:true" in hostconfig["SecurityOpt"]
+    assert list(hostconfig["Tmpfs"]) == ["/tmp"]
+    # From inside: not root, and nothing but /tmp is writable.
+    name = f"{CONTAINER_AGENT}-{index}"
+    assert host.check_output(f"docker exec {name} id -u") == "10001"
+    assert host.run(f"docker exec {name} touch /etc/agent-probe").rc != 0
+    assert host.run(f"docker exec {name} touch /tmp/agent-probe").rc == 0
