@@ -53,7 +53,7 @@ def test_datasource_provisioned(host):
     status, datasources = get(host, "/api/datasources")
     assert status == 200
     assert [(d["name"], d["uid"], d["type"], d["url"], d["isDefault"]) for d in datasources] == [
-        ("Prometheus", "agentfactory-prometheus", "prometheus", "https://127.0.0.1:9090", True)
+        ("Prometheus", "agentfactory-prometheus", "prometheus", "http://127.0.0.1:9090", True)
     ]
 
 
