@@ -86,7 +86,7 @@ def test_systemd_agent_deploys_healthy(with_gamma):
     user = on_host(2, "ps", "-o", "user=", "-C", "python3").stdout.split()
     assert "agentfa+" in user or "agentfactory" in user  # not root
     # Through the gateway.
-    status, body = through_gateway(28300, "/v1/task", data='{"task": "ping"}')
+    status, body = through_gateway(28300, "/v1/task", data='{"input": "ping"}')
     assert status == 200 and body.startswith("{"), (status, body)
 
 
