@@ -88,6 +88,9 @@ def test_systemd_agent_deploys_healthy(with_gamma):
     # Through the gateway.
     status, body = through_gateway(28300, "/v1/task", data='{"input": "ping"}')
     assert status == 200 and body.startswith("{"), (status, body)
+    # Without a key: 401; with a key not allowed for this agent: 403 (the gateway, not the agent).
+    assert through_gateway(28300, "/v1/task", data='{"input": "ping"}', client=None)[0] == 401
+    assert through_gateway(28300, "/v1/task", data='{"input": "ping"}', client="limited")[0] == 403
 
 
 def test_systemd_agent_redeploy_is_idempotent_and_config_change_restarts(with_gamma):
