@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from agentfactory_cli import __version__, errors
@@ -321,12 +320,12 @@ def _print_credentials(lab: Lab, json_mode: bool) -> None:
     if json_mode:
         print(json.dumps({"lab": lab.name, "ca": str(lab.ca_file), "accounts": rows}, indent=2))
         return
-    table = Table(title=f"Lab {lab.name!r}: accounts (CA: {lab.ca_file})", title_justify="left")
-    for column in ("service", "url", "user", "password or API key"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(escape(row["service"]), escape(row["url"] or "-"), escape(row["user"]), escape(row["secret"]))
-    Console(highlight=False, soft_wrap=True).print(table)
+    # Plain columns, never truncated: these are values to copy.
+    print(f"Lab {lab.name!r}: accounts (verify TLS with the CA {lab.ca_file})")
+    header = {"service": "service", "url": "url", "user": "user", "secret": "password or API key"}
+    widths = {k: max(len(r[k] or "-") for r in [header, *rows]) for k in ("service", "url", "user")}
+    for row in [header, *rows]:
+        print("  ".join((row[k] or "-").ljust(widths[k]) for k in ("service", "url", "user")) + "  " + row["secret"])
     print(f"Example: curl --cacert {lab.ca_file} -H 'Authorization: Bearer <API key>' <gateway url>/")
 
 
