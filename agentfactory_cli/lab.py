@@ -295,6 +295,15 @@ class Lab:
         if self.name != DEFAULT_LAB and template.is_dir() and not target.exists():
             shutil.copytree(template, target, ignore=shutil.ignore_patterns(VAULT_FILE_NAME, VAULT_FILE_NAME + ".tmp"))
 
+    def controller_address(self) -> str:
+        """The address the lab's hosts see the controller's connections come from: Docker's
+        proxy of the published ports connects from the lab network's gateway."""
+        res = docker("network", "inspect", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}", self.network)
+        gateways = res.stdout.split()
+        if not gateways:
+            raise LabError(f"the lab network {self.network} has no gateway address")
+        return gateways[0]
+
     def _write_inventory(self, hosts: list[LabHost]) -> None:
         names = [h.name for h in hosts]
         inventory = {
@@ -311,6 +320,9 @@ class Lab:
                     "agentfactory_lab": self.name,
                     # The lab's own CA (pki role), kept with its other state outside the tree.
                     "pki_ca_dir": str(self.dir / "pki"),
+                    # The controller reaches the web UIs, the registry and the gateway's metrics
+                    # through the published ports (firewall role).
+                    "firewall_operator_sources": [self.controller_address()],
                 },
                 "hosts": {
                     h.name: {

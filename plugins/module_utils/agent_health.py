@@ -5,7 +5,7 @@
 Everything here is a plain function over text or dicts (parse ``docker inspect`` / ``docker
 stats`` / ``systemctl show`` output, build one record per replica, decide health, word the
 failure), so it can be unit tested without a host. The one exception is ``_probe``: a single
-HTTP GET to 127.0.0.1. The module itself runs the commands and the loop.
+HTTP GET to the address and port a replica of this host listens on. The module itself runs the commands and the loop.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ _LABEL_HEALTH_PATH = "agentfactory.health-path"
 _RUNTIMES = ("docker", "systemd")
 _DEFAULT_REPLICAS = 1
 _DEFAULT_HEALTH_PATH = "/healthz"
+# A replica listening on every address is probed on loopback.
+_WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 _DEFAULT_PROBE_TIMEOUT = 5.0
 
 _UNIT_GLOB = "agentfactory-*@*.service"
@@ -221,13 +223,18 @@ def _container_name(agent, replica):
     return f"{agent}-{replica}"
 
 
-def _probe_url(host_port, path):
+def _probe_url(host_port, path, address=None):
+    """The health URL of a replica listening on `address` (an IP of this host; a wildcard or
+    nothing means loopback) and `host_port`."""
     if not host_port:
         return None
     path = path or _DEFAULT_HEALTH_PATH
     if not path.startswith("/"):
         path = "/" + path
-    return f"http://127.0.0.1:{host_port}{path}"
+    address = _WILDCARDS.get(address or "", address)
+    if ":" in address:
+        address = f"[{address}]"
+    return f"http://{address}:{host_port}{path}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,8 +321,9 @@ def _parse_docker_inspect(text, now=None):
     return [_docker_container(item, now) for item in data if isinstance(item, dict)]
 
 
-def _published_port(container):
-    """The first host port a container publishes (running: NetworkSettings; else HostConfig)."""
+def _published(container):
+    """(host address, host port) of the first port a container publishes (running:
+    NetworkSettings; else HostConfig); (None, None) when it publishes none."""
     for ports in (
         (container.get("NetworkSettings") or {}).get("Ports"),
         (container.get("HostConfig") or {}).get("PortBindings"),
@@ -324,8 +332,8 @@ def _published_port(container):
             for binding in ports[key] or []:
                 port = _int((binding or {}).get("HostPort"))
                 if port:
-                    return port
-    return None
+                    return (binding.get("HostIp") or None), port
+    return None, None
 
 
 def _docker_container(item, now):
@@ -343,6 +351,7 @@ def _docker_container(item, now):
     exit_code = None
     if status in ("exited", "dead", "restarting"):
         exit_code = _int(state.get("ExitCode"))
+    published_address, published_port = _published(item)
     return {
         "id": item.get("Id"),
         "name": name,
@@ -356,7 +365,8 @@ def _docker_container(item, now):
         "uptime_seconds": _seconds_between(started, now) if running else None,
         "image": config.get("Image") or labels.get(_LABEL_IMAGE),
         "config_hash": labels.get(_LABEL_CONFIG_HASH),
-        "host_port": _int(labels.get(_LABEL_HOST_PORT)) or _published_port(item),
+        "host_port": _int(labels.get(_LABEL_HOST_PORT)) or published_port,
+        "address": published_address,
         "health_path": labels.get(_LABEL_HEALTH_PATH),
         "docker_health": (state.get("Health") or {}).get("Status"),
         "state_error": state.get("Error") or None,
@@ -493,18 +503,20 @@ def _flag_value(argv, flag):
 
 
 def _unit_hints(props, env_files=None):
-    """(port, health path) a discovered unit's agent listens on, from its ExecStart and environment.
+    """(address, port, health path) a discovered unit's agent listens on, from its ExecStart and
+    environment.
 
-    Without the catalog, a unit tells its port through `--port N` in ExecStart, or AGENT_PORT in
-    Environment= or an EnvironmentFile= (the reference agent's contract); the health path through
-    AGENT_HEALTH_PATH.
+    A unit tells its port through `--port N` in ExecStart, or AGENT_PORT in Environment= or an
+    EnvironmentFile= (the reference agent's contract), its address through `--host` or
+    AGENT_HOST, the health path through AGENT_HEALTH_PATH.
     """
     env = _parse_environment(props.get("Environment"))
     for path in _environment_files(props.get("EnvironmentFiles")):
         env.update(_parse_env_file((env_files or {}).get(path)))
     argv = _exec_start_argv(props.get("ExecStart"))
     port = _int(_flag_value(argv, "--port")) or _int(env.get("AGENT_PORT"))
-    return port, env.get("AGENT_HEALTH_PATH") or None
+    address = _flag_value(argv, "--host") or env.get("AGENT_HOST") or None
+    return address, port, env.get("AGENT_HEALTH_PATH") or None
 
 
 def _systemd_unit(props, now_monotonic, now, env_files=None):
@@ -530,7 +542,7 @@ def _systemd_unit(props, now_monotonic, now, env_files=None):
     exit_code = None
     if state == "failed" or (state == "activating" and sub_state == "auto-restart"):
         exit_code = _int(props.get("ExecMainStatus"))
-    port, health_path = _unit_hints(props, env_files)
+    address, port, health_path = _unit_hints(props, env_files)
     return {
         # The agent role names each replica's release in its drop-in (Environment=).
         "config_hash": _parse_environment(props.get("Environment")).get("AGENT_CONFIG_HASH") or None,
@@ -546,6 +558,7 @@ def _systemd_unit(props, now_monotonic, now, env_files=None):
         "started_at": _iso(started),
         "uptime_seconds": _seconds_between(started, now) if running else None,
         "host_port": port,
+        "address": address,
         "health_path": health_path,
         "result": props.get("Result") or None,
         "cpu_nsec": _uint(props.get("CPUUsageNSec")),
@@ -598,7 +611,7 @@ def _record_from(found, runtime, desired, spec=None, probe_timeout=None):
         path = spec["health_path"]
         timeout = spec["probe_timeout"]
     record["host_port"] = host_port
-    record["url"] = _probe_url(host_port, path)
+    record["url"] = _probe_url(host_port, path, found.get("address"))
     record["_id"] = found.get("id")
     record["_timeout"] = timeout if timeout is not None else _DEFAULT_PROBE_TIMEOUT
     record["_cpu_nsec"] = found.get("cpu_nsec")

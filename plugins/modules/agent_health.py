@@ -11,7 +11,7 @@ description:
   - Finds every replica of the agentfactory agents on the target host, Docker containers and
     systemd units alike, and reports its state, restarts, uptime, image, health and resource use.
   - A replica is healthy when it runs and its health endpoint
-    C(http://127.0.0.1:<host_port + replica><health.path>) answers with a 2xx status. Any other
+    C(http://<address>:<host_port + replica><health.path>) answers with a 2xx status. Any other
     status, a refused connection or a timeout is unhealthy.
   - "Docker replicas are the containers labelled C(agentfactory.agent=<name>) and
     C(agentfactory.replica=<i>) (named C(<name>-<i>)); systemd replicas are the units
@@ -160,7 +160,9 @@ options:
     type: bool
     default: true
 notes:
-  - Probes go to 127.0.0.1 only, without proxy and without following redirects.
+  - Probes go to the address a replica is bound to on this host (the host IP of a container's
+    published port, C(AGENT_HOST) or C(--host) of a unit; 127.0.0.1 for a replica bound to every
+    address), without proxy and without following redirects.
   - Fails when an agent with runtime C(docker) is requested and the C(docker) command is missing
     or cannot reach the daemon.
 seealso:
@@ -518,8 +520,8 @@ class _Host:
         self.units_sampled_at = _clock()
         units = []
         for props in _ah._parse_systemctl_show(out):
-            files = {}  # only to find a discovered unit's port; the catalog gives it otherwise
-            for path in _ah._environment_files(props.get("EnvironmentFiles")) if self.discover else ():
+            files = {}  # where the replica listens (AGENT_HOST; a discovered unit's port too)
+            for path in _ah._environment_files(props.get("EnvironmentFiles")):
                 try:
                     with open(path.lstrip("-"), encoding="utf-8", errors="replace") as handle:
                         files[path] = handle.read(65536)

@@ -35,7 +35,7 @@ def versions() -> dict[str, set[str]]:
     """host -> the versions its delta replicas report on /healthz."""
     found: dict[str, set[str]] = {}
     for index, host in enumerate(host_names(), start=1):
-        answers = [on_host(index, "curl", "-s", f"http://127.0.0.1:{18500 + i}/healthz", check=False).stdout
+        answers = [on_host(index, "curl", "-s", f"http://{host}:{18500 + i}/healthz", check=False).stdout
                    for i in (0, 1)]
         found[host] = {json.loads(a).get("version", "?") if a.startswith("{") else "down" for a in answers}
     return found

@@ -73,11 +73,11 @@ def test_secret_is_delivered_and_never_on_the_controller(secret):
     outputs = [printed for _, printed in calls]
 
     # Delivered: on every host, mode 0600, owned by the image's user, the vault's value.
-    for index, _host in enumerate(host_names(), start=1):
+    for index, host in enumerate(host_names(), start=1):
         mode = on_host(index, "stat", "-c", "%a %u", SECRET_FILE).stdout.split()
         assert mode == ["600", "10001"]
         assert on_host(index, "cat", SECRET_FILE).stdout.rstrip("\n") == secret
-        info = json.loads(on_host(index, "curl", "-s", "http://127.0.0.1:18300/").stdout)
+        info = json.loads(on_host(index, "curl", "-s", f"http://{host}:18300/").stdout)
         assert info["secrets_loaded"] == 1, info
     env = on_host(1, "docker", "inspect", "--format", "{{json .Config.Env}}", "reference-0").stdout
     assert secret not in env

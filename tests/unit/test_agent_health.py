@@ -7,6 +7,7 @@ HTTP server on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sys
@@ -64,6 +65,7 @@ def container(
     health=None,
     labels=None,
     published=None,
+    bound="0.0.0.0",
 ):
     """One element of `docker inspect` output, following the agent role's contract."""
     all_labels = {
@@ -87,7 +89,7 @@ def container(
     }
     if health:
         state["Health"] = {"Status": health, "FailingStreak": 0, "Log": []}
-    ports = {"8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(published)}]} if published else {}
+    ports = {"8080/tcp": [{"HostIp": bound, "HostPort": str(published)}]} if published else {}
     return {
         "Id": (name.replace("-", "") + "0" * 64)[:64],
         "Name": "/" + name,
@@ -253,7 +255,18 @@ def test_parse_docker_inspect_falls_back_to_name_and_published_port():
     del item["Config"]["Labels"]["agentfactory.replica"]
     (parsed,) = ah._parse_docker_inspect(json.dumps([item]), now=NOW)
     assert parsed["replica"] == 3
-    assert parsed["host_port"] == 28080
+    assert (parsed["address"], parsed["host_port"]) == ("0.0.0.0", 28080)
+
+
+def test_replicas_are_probed_where_they_are_bound():
+    # The agent role publishes a replica on the host's fleet address only: the probe goes there.
+    specs = ah._agent_specs([{"name": "bound", "host_port": 28080}])
+    items = [container("bound-0", "bound", 0, published=28080, bound="10.0.0.5"),
+             container("bound-1", "bound", 1, published=28081, bound="fd00::5")]
+    containers = ah._parse_docker_inspect(json.dumps(items), now=NOW)
+    records = ah._build_records(specs, containers, [])
+    assert [r["url"] for r in records] == ["http://10.0.0.5:28080/healthz", "http://[fd00::5]:28081/healthz"]
+    assert ah._probe_url(18080, "healthz", "::") == "http://[::1]:18080/healthz"
 
 
 def test_parse_docker_inspect_rejects_garbage():
@@ -367,9 +380,10 @@ def test_unit_hints_from_environment_and_files():
         "EnvironmentFiles": "/etc/agentfactory/sysagent/replica-0.env (ignore_errors=no)",
     }
     files = {"/etc/agentfactory/sysagent/replica-0.env": "# port of replica 0\nexport AGENT_PORT='19100'\n"}
-    assert ah._unit_hints(props, files) == (19100, "/health z")  # the file wins over Environment=
-    assert ah._unit_hints({"Environment": "AGENT_PORT=19101"}) == (19101, None)
-    assert ah._unit_hints({}) == (None, None)
+    assert ah._unit_hints(props, files) == (None, 19100, "/health z")  # the file wins over Environment=
+    assert ah._unit_hints({"Environment": "AGENT_PORT=19101 AGENT_HOST=10.0.0.5"}) == ("10.0.0.5", 19101, None)
+    assert ah._unit_hints({"ExecStart": "{ path=/x ; argv[]=/x --host 10.0.0.6 ; }"})[0] == "10.0.0.6"
+    assert ah._unit_hints({}) == (None, None, None)
 
 
 def test_parse_env_file():
@@ -604,7 +618,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Location", "/healthz")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        with contextlib.suppress(BrokenPipeError):  # the probe of /slow gave up first: expected
+            self.wfile.write(body)
 
     def log_message(self, *args):
         pass

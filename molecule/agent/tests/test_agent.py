@@ -37,6 +37,12 @@ def catalog(host):
     return {agent["name"]: agent for agent in agents}
 
 
+@pytest.fixture(scope="module")
+def address(host):
+    """The host's fleet address: its inventory name (the container's), resolved on the host."""
+    return host.check_output("getent ahostsv4 $(hostname) | awk 'NR == 1 {print $1}'")
+
+
 def host_port(agent, index):
     return agent["host_port"] + index
 
@@ -67,9 +73,9 @@ def listener_pid(host, port):
 
 
 @pytest.mark.parametrize(("name", "index"), REPLICAS)
-def test_replica_answers_its_health_path(host, catalog, name, index):
+def test_replica_answers_its_health_path(host, catalog, address, name, index):
     agent = catalog[name]
-    status, body = get(host, f"http://127.0.0.1:{host_port(agent, index)}{health_path(agent)}")
+    status, body = get(host, f"http://{address}:{host_port(agent, index)}{health_path(agent)}")
     assert status == 200, body
     health = json.loads(body)
     assert health["status"] == "ok"
@@ -78,9 +84,17 @@ def test_replica_answers_its_health_path(host, catalog, name, index):
 
 
 @pytest.mark.parametrize(("name", "index"), REPLICAS)
-def test_replica_serves_the_catalog_config(host, catalog, name, index):
+def test_replica_listens_on_the_fleet_address_only(host, catalog, address, name, index):
+    port = host_port(catalog[name], index)
+    listening = host.check_output(f"ss -Htln 'sport = :{port}'").split()
+    assert f"{address}:{port}" in listening, listening
+    assert host.run(f"curl -s --max-time 2 http://127.0.0.1:{port}/").rc != 0  # not on loopback
+
+
+@pytest.mark.parametrize(("name", "index"), REPLICAS)
+def test_replica_serves_the_catalog_config(host, catalog, address, name, index):
     agent = catalog[name]
-    status, body = get(host, f"http://127.0.0.1:{host_port(agent, index)}/")
+    status, body = get(host, f"http://{address}:{host_port(agent, index)}/")
     assert status == 200, body
     info = json.loads(body)
     assert info["model"] == agent["config"]["model"]
