@@ -3,21 +3,55 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
+import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from agentfactory_cli import __version__, errors
+from agentfactory_cli import __version__, config, errors
 from agentfactory_cli import inventory as inv
 from agentfactory_cli.lab import DEFAULT_LAB, PUBLISHED_PORTS, Lab, lab_of_inventory
 from agentfactory_cli.runner import PlaybookRequest
 from agentfactory_cli.verbs import VERBS, Verb, _image_push
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# The verbs whose --agent names exactly one agent.
+ONE_AGENT_VERBS = ("scale", "update")
+
+CONFIG_HELP = """\
+Each setting comes from, in this order: its flag, its environment variable AGENTFACTORY_<NAME>,
+the config file, the built-in default. The config file (TOML) is the first found of:
+$AGENTFACTORY_CONFIG, agentfactory.toml in the project directory, ~/.config/agentfactory/config.toml
+($XDG_CONFIG_HOME). Example:
+  inventory = ["inventory/prod"]      # relative to the file
+  forks = 20
+  user = "deploy"
+  vault_id = ["prod@~/.vault-pass-prod"]
+"""
+
+REMOTE_EXIT_HELP = """\
+exit codes:
+  0    success
+  2    a command failed on a host (no such container or unit...)
+  3    a host could not be reached over SSH
+  4    invalid input (inventory, catalog, agent, replica, host)
+  130  interrupted (Ctrl-C: the way to stop -f)
+"""
+
+EXEC_EXIT_HELP = """\
+exit codes: the command's own, the highest of all replicas when there are several;
+  255  a host could not be reached over SSH (as ssh does)
+  4    invalid input (inventory, catalog, agent, replica, host), nothing was run
+  130  interrupted (Ctrl-C)
+"""
 
 
 def _env(name: str, default=None):
@@ -52,30 +86,65 @@ def _batch(text: str) -> int | str:
     raise argparse.ArgumentTypeError(f"expected a number >= 1 or a percentage like 25%, got {text!r}")
 
 
-def _playbook_options() -> argparse.ArgumentParser:
-    """Options shared by every playbook-running verb; each declared once, with its env variable."""
-    p = argparse.ArgumentParser(add_help=False)
-    g = p.add_argument_group("playbook options")
+def _inventory_options(g, forks: bool = True) -> None:
+    """How to reach the fleet: the settings of agentfactory.config (flag > env > file > default)."""
     g.add_argument("-i", "--inventory", action="append", metavar="PATH",
                    help="inventory file or directory, repeatable (env AGENTFACTORY_INVENTORY; "
                         "default: the lab's inventory when the lab is up)")
-    g.add_argument("-l", "--limit", default=_env("LIMIT"), metavar="PATTERN",
+    g.add_argument("-l", "--limit", metavar="PATTERN",
                    help="only these hosts or groups (Ansible host pattern; env AGENTFACTORY_LIMIT)")
-    g.add_argument("-C", "--check", action="store_true", help="dry run: report what would change, change nothing")
-    g.add_argument("-D", "--diff", action="store_true", help="show the changes made (or, with --check, planned)")
-    g.add_argument("-v", "--verbose", action="count", default=0,
-                   help="show Ansible's own output (-vvv for connection debugging)")
-    g.add_argument("-f", "--forks", type=_positive_int, default=_env("FORKS"), metavar="N",
-                   help="hosts worked on in parallel (env AGENTFACTORY_FORKS; default from ansible.cfg: 10)")
-    g.add_argument("--vault-password-file", default=_env("VAULT_PASSWORD_FILE"), metavar="FILE",
+    if forks:
+        g.add_argument("-f", "--forks", type=_positive_int, metavar="N",
+                       help="hosts worked on in parallel (env AGENTFACTORY_FORKS; default from ansible.cfg: 10)")
+    g.add_argument("-u", "--user", metavar="USER",
+                   help="SSH user where the inventory sets no ansible_user (env AGENTFACTORY_USER)")
+    g.add_argument("--private-key", metavar="FILE",
+                   help="SSH private key where the inventory sets none (env AGENTFACTORY_PRIVATE_KEY)")
+    g.add_argument("--vault-password-file", metavar="FILE",
                    help="file holding the vault password (env AGENTFACTORY_VAULT_PASSWORD_FILE; "
                         "default: the lab's own when the inventory is a lab's)")
+    g.add_argument("--vault-id", action="append", metavar="LABEL@SOURCE",
+                   help="a vault identity, LABEL@FILE or LABEL@prompt, repeatable (env AGENTFACTORY_VAULT_ID)")
+    g.add_argument("--lab", metavar="NAME",
+                   help="which lab's inventory is the default (env AGENTFACTORY_LAB; default 'lab')")
+
+
+def _prompt_options(g) -> None:
+    g.add_argument("--ask-vault-pass", action="store_true", help="ask for the vault password")
+    g.add_argument("-K", "--ask-become-pass", action="store_true", help="ask for the become (sudo) password")
+    g.add_argument("--ssh-common-args", metavar="ARGS",
+                   help="more SSH options, e.g. --ssh-common-args='-o ProxyJump=bastion' (note the =)")
+
+
+def _playbook_options(changes: bool = True, strict: bool = True) -> argparse.ArgumentParser:
+    """Options shared by the playbook-running verbs. `changes`: the verb changes hosts, so
+    --check and --diff mean something; `strict`: it reads agent secrets."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("playbook options")
+    _inventory_options(g)
+    if changes:
+        g.add_argument("-C", "--check", action="store_true", help="dry run: report what would change, change nothing")
+        g.add_argument("-D", "--diff", action="store_true", help="show the changes made (or, with --check, planned)")
+    g.add_argument("-v", "--verbose", action="count", default=0,
+                   help="show Ansible's own output (-vvv for connection debugging)")
     g.add_argument("--json", action="store_true",
                    help="print one JSON document on stdout: {status, rc, hosts, artifacts}")
-    g.add_argument("--strict", action="store_true",
-                   help="refuse agent secrets that are not vault-encrypted")
-    g.add_argument("--lab", default=_env("LAB", DEFAULT_LAB), metavar="NAME",
-                   help="which lab's inventory is the default (env AGENTFACTORY_LAB; default 'lab')")
+    if strict:
+        g.add_argument("--strict", action="store_true",
+                       help="refuse agent secrets that are not vault-encrypted")
+    a = p.add_argument_group("ansible-playbook options (passed through; anything after -- too)")
+    a.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
+                   help="extra variables, KEY=VALUE, JSON/YAML or @FILE, repeatable "
+                        "(the verb's own variables, e.g. agentfactory_action, cannot be overridden)")
+    a.add_argument("-t", "--tags", action="append", default=[], metavar="TAGS",
+                   help="only the tasks with these tags (comma-separated, repeatable)")
+    a.add_argument("--skip-tags", action="append", default=[], metavar="TAGS",
+                   help="skip the tasks with these tags (comma-separated, repeatable)")
+    a.add_argument("--start-at-task", metavar="NAME", help="start the playbook at the task of this name")
+    a.add_argument("-b", "--become", action="store_true",
+                   help="become for every task (the roles become where they need it already)")
+    a.add_argument("--become-user", metavar="USER", help="the user to become (default root)")
+    _prompt_options(a)
     return p
 
 
@@ -111,11 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("service", choices=[s for s in PUBLISHED_PORTS if s != "ssh"])
 
     common = _playbook_options()
+    # Read-only verbs: nothing to dry-run or diff (check still validates secrets with --strict).
+    parents = {"check": _playbook_options(changes=False), "status": _playbook_options(changes=False, strict=False)}
     for name, verb in VERBS.items():
-        sp = verbs.add_parser(name, parents=[common], help=verb.help,
+        sp = verbs.add_parser(name, parents=[parents.get(name, common)], help=verb.help,
                               description=f"{verb.help} (playbooks/{verb.playbook}).",
                               epilog=errors.EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-        if verb.agents:
+        if verb.agents and name in ONE_AGENT_VERBS:
+            sp.add_argument("-a", "--agent", action="append", metavar="NAME", help="the agent (exactly one)")
+        elif verb.agents:
             sp.add_argument("-a", "--agent", action="append", metavar="NAME",
                             help="only this agent (repeatable; default: every agent in the catalog)")
         if name == "scale":
@@ -126,32 +199,77 @@ def build_parser() -> argparse.ArgumentParser:
                             help="hosts per batch (default: the agent's update.batch)")
         if name == "destroy":
             sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+        if name == "rotate":
+            sp.add_argument("--retire", action="store_true",
+                            help="only drop the API keys the last rotation replaced (the gateway stops admitting them)")
 
     image = verbs.add_parser("image", help="the reference agent's image: build it, push it to the registry",
                              description="Build the reference agent image locally (no registry needed) "
                                          "or push it to the on-prem registry over SSH.")
     image_verbs = image.add_subparsers(dest="image_verb", metavar="ACTION", required=True)
-    image_verbs.add_parser("build", help="build the image and its `docker save` archive")
-    push = image_verbs.add_parser("push", parents=[common], help="put the image into the registry hosts' registry",
+    text = "build the reference agent's image and its `docker save` archive on this machine (no registry needed)"
+    image_verbs.add_parser("build", help=text, description=text)
+    text = "put the reference agent's image into the registry hosts' registry, over SSH (playbooks/image.yml)"
+    push = image_verbs.add_parser("push", parents=[common], help=text, description=text,
                                   epilog=errors.EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     push.add_argument("--repository", default="agents/reference", help="repository in the registry")
+    _remote_parsers(verbs)
+    text = "print every setting of the CLI, its effective value and where it came from"
+    config = verbs.add_parser("config", help=text, description=text + ". " + CONFIG_HELP,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    _inventory_options(config.add_argument_group("settings"))
+    config.add_argument("--json", action="store_true", help="one JSON document: {file, settings}")
+    text = "print a shell completion script"
+    completion = verbs.add_parser("completion", help=text,
+                                  description=f"{text}: eval \"$(agentfactory completion bash)\" in ~/.bashrc, "
+                                              "or agentfactory completion zsh > ~/.zfunc/_agentfactory")
+    completion.add_argument("shell", choices=["bash", "zsh"])
     return parser
+
+
+def _since(text: str):
+    from agentfactory_cli.remote import parse_since  # paramiko is imported only when it connects
+
+    return parse_since(text)
+
+
+def _remote_parsers(verbs) -> None:
+    """logs and exec: over SSH to the replicas' hosts, with the inventory's connection settings."""
+    text = ("show a replica's recent output, or several merged in time order: docker logs for container "
+            "agents, journalctl for systemd ones")
+    logs = verbs.add_parser("logs", help="show or follow the output of an agent's replicas", description=text,
+                            epilog=REMOTE_EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    logs.add_argument("target", metavar="AGENT[/REPLICA]", help="an agent, or one replica (reference/reference-0)")
+    logs.add_argument("--host", action="append", metavar="HOST", help="only on this host (repeatable)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    logs.add_argument("--since", metavar="T", type=_since,
+                      help="lines since T: a duration (30s, 10m, 2h, 1d) or a time (2026-01-31T12:00:00Z)")
+    logs.add_argument("-n", "--tail", type=_count, metavar="N",
+                      help="the last N lines of each replica (default 100; with --since: all since T)")
+    logs.add_argument("-t", "--timestamps", action="store_true", help="show each line's time")
+    text = ("run a command inside one replica of an agent, or in each with --all: docker exec for "
+            "container agents; for systemd agents, as the unit's user with the unit's environment")
+    exe = verbs.add_parser("exec", help="run a command inside an agent's replicas", description=text,
+                           usage="agentfactory exec [options] AGENT[/REPLICA] -- COMMAND [ARG...]",
+                           epilog=EXEC_EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    exe.add_argument("target", metavar="AGENT[/REPLICA]", help="an agent, or one replica (reference/reference-0)")
+    exe.add_argument("--host", action="append", metavar="HOST", help="only on this host (repeatable)")
+    exe.add_argument("--all", action="store_true", help="run in every replica that matches (asks first)")
+    exe.add_argument("-y", "--yes", action="store_true", help="do not ask before running in several replicas")
+    for sp in (logs, exe):
+        g = sp.add_argument_group("inventory and connection")
+        _inventory_options(g, forks=False)
+        _prompt_options(g)
 
 
 def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
     """Turn parsed options into a run request, checking every input before anything runs."""
     verb: Verb = _image_push_verb() if args.verb == "image" else VERBS[args.verb]
-    raw_inventories = args.inventory or ([_env("INVENTORY")] if _env("INVENTORY") else None)
-    inventories = inv.resolve(raw_inventories, lab_name=args.lab, log=log)
-    vault_file = None
-    if args.vault_password_file:
-        vault_file = Path(args.vault_password_file).expanduser()
-        if not vault_file.is_file():
-            raise errors.InvalidInput(f"vault password file not found: {args.vault_password_file}")
-        vault_file = vault_file.resolve()
-    else:
-        vault_file = lab_vault_password_file(inventories)
-    loaded = inv.load(inventories, limit=args.limit, vault_password_file=vault_file, strict=args.strict)
+    config.apply(args)
+    inventories = inv.resolve(args.inventory, lab_name=args.lab, log=log)
+    vault = vault_options(args, inventories)
+    loaded = inv.load(inventories, limit=args.limit, vault_ids=vault.ids_for_load,
+                      vault_passwords=vault.prompted, strict=getattr(args, "strict", False))
     unknown = sorted(set(getattr(args, "agent", None) or []) - set(loaded.agent_names))
     if unknown:
         known = ", ".join(loaded.agent_names) or "none"
@@ -164,19 +282,110 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
         targets, _ = resolve_hosts(loaded.agents[args.agent[0]]["hosts"], loaded.groups)
         if args.limit:
             targets = [h for h in targets if h in loaded.limited]
+    passwords = dict(vault.answers)
+    if args.ask_become_pass:
+        passwords[BECOME_PROMPT] = ask_password("BECOME password: ")
     return PlaybookRequest(
         verb=args.verb if args.verb != "image" else "image-push",
-        playbook=verb.playbook,
+        playbook=verb.playbook_for(args),
         inventories=inventories,
         limit=args.limit,
-        check=args.check,
-        diff=args.diff,
+        check=getattr(args, "check", False),
+        diff=getattr(args, "diff", False),
         verbosity=args.verbose,
         forks=int(args.forks) if args.forks else None,
-        vault_password_file=vault_file,
+        vault_password_file=vault.password_file,
         extravars=extravars,
         targets=targets,
+        agents=list(loaded.agent_names),
+        hosts=list(loaded.limited),
+        extra_vars=[_extra_vars(e) for e in args.extra_vars],
+        tags=args.tags,
+        skip_tags=args.skip_tags,
+        start_at_task=args.start_at_task,
+        user=args.user,
+        private_key=existing_file(args.private_key, "--private-key"),
+        become=args.become,
+        become_user=args.become_user,
+        ask_become_pass=args.ask_become_pass,
+        vault_ids=vault.ids,
+        ask_vault_pass=args.ask_vault_pass,
+        ssh_common_args=args.ssh_common_args,
+        ansible_args=list(getattr(args, "ansible_args", None) or []),
+        passwords=passwords,
     )
+
+
+# What ansible-playbook prints when it asks (ansible.cli.CLI: "BECOME password: ", or the method's
+# name when agnostic_become_prompt is off; "Vault password: " and "Vault password (LABEL): ").
+BECOME_PROMPT = r"^(BECOME|SUDO) password.*:\s*?$"
+VAULT_PROMPT = r"^Vault password:\s*?$"
+
+
+def vault_prompt(label: str) -> str:
+    return rf"^Vault password \({re.escape(label)}\):\s*?$"
+
+
+def ask_password(prompt: str) -> str:
+    """A password typed by the operator, never echoed; nothing else ever shows it."""
+    try:
+        answer = getpass.getpass(prompt)
+    except EOFError:
+        raise errors.InvalidInput(f"no terminal to ask for the {prompt.split(':')[0]}") from None
+    if not answer:
+        raise errors.InvalidInput(f"empty {prompt.split(':')[0]}")
+    return answer
+
+
+@dataclass
+class VaultOptions:
+    password_file: Path | None = None  # --vault-password-file or the lab's
+    ids: list[str] = field(default_factory=list)  # --vault-id, files made absolute, prompts kept
+    ids_for_load: list[str] = field(default_factory=list)  # the vault password files, for our own loading
+    prompted: dict[str, str] = field(default_factory=dict, repr=False)  # vault id label -> typed password
+    answers: dict[str, str] = field(default_factory=dict, repr=False)  # ansible-playbook's prompt -> password
+
+
+def vault_options(args: argparse.Namespace, inventories: list[Path]) -> VaultOptions:
+    """The vault passwords of a run: files are checked, prompts are asked once, here, and
+    ansible-playbook's same prompts are answered with them (ansible-runner's passwords)."""
+    out = VaultOptions()
+    if args.vault_password_file:
+        out.password_file = existing_file(args.vault_password_file, "vault password file")
+    elif not (args.vault_id or args.ask_vault_pass):
+        out.password_file = lab_vault_password_file(inventories)
+    if out.password_file:
+        out.ids_for_load.append(str(out.password_file))
+    if args.ask_vault_pass:
+        out.prompted["default"] = out.answers[VAULT_PROMPT] = ask_password("Vault password: ")
+    for slug in args.vault_id or []:
+        label, _, source = slug.rpartition("@")
+        if source == "prompt":
+            label = label or "default"
+            out.prompted[label] = out.answers[vault_prompt(label)] = ask_password(f"Vault password ({label}): ")
+            out.ids.append(f"{label}@prompt")
+            continue
+        path = existing_file(source, f"--vault-id {slug}")
+        slug = f"{label}@{path}" if label else str(path)
+        out.ids.append(slug)
+        out.ids_for_load.append(slug)
+    return out
+
+
+def existing_file(raw: str | None, what: str) -> Path | None:
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise errors.InvalidInput(f"{what} not found: {raw}")
+    return path.resolve()
+
+
+def _extra_vars(value: str) -> str:
+    """-e as given, but @FILE made absolute and checked (ansible-playbook runs elsewhere)."""
+    if value.startswith("@"):
+        return f"@{existing_file(value[1:], '-e @FILE: file')}"
+    return value
 
 
 def lab_vault_password_file(inventories: list[Path]) -> Path | None:
@@ -212,7 +421,7 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
     req = playbook_request(args, log=lambda m: _err.print(f"[dim]{m}[/]"))
     if args.verb == "destroy":
         _confirm_destroy(args, req)
-    display = RunDisplay(json_mode=args.json, verbosity=args.verbose, show_diff=args.diff)
+    display = RunDisplay(json_mode=args.json, verbosity=args.verbose, show_diff=req.diff)
     if args.verb == "status":
         from agentfactory_cli.status import StatusDisplay
 
@@ -220,13 +429,13 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
     elif args.verb == "check":
         from agentfactory_cli.status import CheckDisplay
 
-        display = CheckDisplay(json_mode=args.json, verbosity=args.verbose)
+        display = CheckDisplay(json_mode=args.json, verbosity=args.verbose, agents=req.agents)
     elif args.verb == "update":
         from agentfactory_cli.status import UpdateDisplay
 
         agent = req.extravars["agentfactory_update_agent"]
         display = UpdateDisplay(agent=agent, placed=req.targets, json_mode=args.json,
-                                verbosity=args.verbose, show_diff=args.diff)
+                                verbosity=args.verbose, show_diff=req.diff)
     try:
         result = run_playbook(req, display)
     finally:
@@ -329,10 +538,40 @@ def _print_credentials(lab: Lab, json_mode: bool) -> None:
     print(f"Example: curl --cacert {lab.ca_file} -H 'Authorization: Bearer <API key>' <gateway url>/")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _verb_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser of the verb given, so that its errors show its own usage."""
+    for dest in ("verb", "lab_verb", "image_verb"):
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or getattr(args, dest, None) not in sub.choices:
+            break
+        parser = sub.choices[getattr(args, dest)]
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; what follows the first `--` is exec's command or, for a playbook
+    verb, ansible-playbook's own arguments."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    head, tail = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, None)
     parser = build_parser()
+    args, unknown = parser.parse_known_args(head)
+    verb_parser = _verb_parser(parser, args)
+    if unknown:
+        verb_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.verb == "exec":
+        if not tail:
+            verb_parser.error("the command to run goes after --: agentfactory exec AGENT -- COMMAND [ARG...]")
+        args.command = tail
+    elif tail is not None:
+        if args.verb not in VERBS and getattr(args, "image_verb", None) != "push":
+            verb_parser.error("-- passes arguments to ansible-playbook: only playbook verbs take it")
+        args.ansible_args = tail
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
-        args = parser.parse_args(argv)
+        args = parse_args(argv)
     except SystemExit as exc:  # argparse: bad options are invalid input too
         return errors.EXIT_INVALID_INPUT if exc.code else errors.EXIT_OK
     try:
@@ -340,6 +579,15 @@ def main(argv: list[str] | None = None) -> int:
             return _lab(args)
         if args.verb == "image":
             return _image(args)
+        if args.verb == "config":
+            return _config(args)
+        if args.verb == "completion":
+            import shtab
+
+            print(shtab.complete(build_parser(), shell=args.shell))
+            return errors.EXIT_OK
+        if args.verb in ("logs", "exec"):
+            return _remote(args)
         return _run_playbook_verb(args)
     except errors.AgentFactoryError as exc:
         _err.print(f"[red]error:[/] {exc}")
@@ -347,6 +595,43 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err.print("[yellow]interrupted[/]")
         return errors.EXIT_INTERRUPTED
+
+
+def _config(args: argparse.Namespace) -> int:
+    present = {name: getattr(args, name) for name in config.SETTINGS if hasattr(args, name)}
+    values, path = config.resolve(present)
+    if args.json:
+        doc = {"file": str(path) if path else None,
+               "settings": {name: {"value": v.value, "origin": v.origin, "where": v.where}
+                            for name, v in values.items()}}
+        print(json.dumps(doc, indent=2))
+        return errors.EXIT_OK
+    searched = [os.environ.get(config.CONFIG_ENV) or "$" + config.CONFIG_ENV, *map(str, config.search_paths())]
+    print(f"Config file: {path}" if path else f"Config file: none (looked for {', '.join(searched)})")
+    width = max(map(len, config.SETTINGS))
+    for name, v in values.items():
+        setting = config.SETTINGS[name]
+        if v.value is None:
+            shown = f"- ({setting.default_note})" if setting.default_note else "-"
+        else:
+            shown = ", ".join(map(str, v.value)) if setting.is_list else str(v.value)
+        origin = f"{v.origin}: {v.where}" if v.where else v.origin
+        print(f"{name.ljust(width)} = {shown}  [{origin}]")
+    return errors.EXIT_OK
+
+
+def _remote(args: argparse.Namespace) -> int:
+    from agentfactory_cli import remote
+
+    config.apply(args)
+    inventories = inv.resolve(args.inventory, lab_name=args.lab, log=_log)
+    vault = vault_options(args, inventories)
+    loaded = inv.load(inventories, limit=args.limit, vault_ids=vault.ids_for_load,
+                      vault_passwords=vault.prompted, connections=True)
+    become_password = ask_password("BECOME password: ") if args.ask_become_pass else None
+    if args.verb == "logs":
+        return remote.logs(args, loaded, become_password=become_password)
+    return remote.exec_(args, loaded, become_password=become_password)
 
 
 if __name__ == "__main__":

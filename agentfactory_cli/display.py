@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from agentfactory_cli import errors
 from agentfactory_cli.runner import _STATS_KEYS, RECAP_KEYS, RunResult
 
 _COUNTED = {
@@ -40,6 +41,21 @@ def failure_message(res: dict[str, Any], limit: int = 600) -> str:
         parts.append(stderr)
     text = " | ".join(dict.fromkeys(p.strip() for p in parts if p.strip())) or "no message"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def verdict_of(result: RunResult) -> str:
+    """The result in words, naming what went wrong (a host unreachable is not a task failed)."""
+    unreachable = sum(1 for h in result.hosts.values() if h.get("unreachable"))
+    failed = sum(1 for h in result.hosts.values() if h.get("failed"))
+    words = {
+        errors.EXIT_OK: "[green]ok[/]",
+        errors.EXIT_INTERRUPTED: "[yellow]interrupted[/]",
+        errors.EXIT_UNREACHABLE: f"[magenta]unreachable: {unreachable} host(s)[/]"
+                                 + (f", [red]failed: {failed} host(s)[/]" if failed else ""),
+        errors.EXIT_HOST_FAILED: f"[red]failed: a task failed on {failed} host(s)[/]",
+        errors.EXIT_INVALID_INPUT: "[red]invalid input[/]",
+    }
+    return words.get(result.exit_code, "[red]error[/]")
 
 
 class RunDisplay:
@@ -175,6 +191,6 @@ class RunDisplay:
         else:
             self.out.print("No host ran a task.")
         elapsed = time.monotonic() - self.started
-        verdict = {0: "[green]ok[/]", 130: "[yellow]interrupted[/]"}.get(result.exit_code, "[red]failed[/]")
+        verdict = verdict_of(result)
         self.out.print(f"Result: {verdict} (exit {result.exit_code}, {result.status}, {elapsed:.1f}s)")
         self.out.print(f"Artifacts: {result.artifacts}")

@@ -22,6 +22,7 @@ class Inventory:
     agent_names: list[str] = field(default_factory=list)  # every agent of the catalog(s)
     agents: dict = field(default_factory=dict)  # name -> the agent, normalised (first host's view)
     limited: list[str] = field(default_factory=list)  # the hosts --limit keeps (all when no limit)
+    connections: dict[str, dict] = field(default_factory=dict, repr=False)  # host -> CONNECTION_VARS set
 
 
 def resolve(paths: list[str] | None, lab_name: str = DEFAULT_LAB, log=None) -> list[Path]:
@@ -45,12 +46,15 @@ def resolve(paths: list[str] | None, lab_name: str = DEFAULT_LAB, log=None) -> l
     )
 
 
-def load(paths: list[Path], limit: str | None = None, vault_password_file: Path | None = None,
-         strict: bool = False) -> Inventory:
+def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | None = None,
+         vault_passwords: dict[str, str] | None = None, strict: bool = False,
+         connections: bool = False) -> Inventory:
     """Parse the inventory and check the agent catalog with Ansible's own loader.
 
     Raises InvalidInput on anything wrong, before any host is contacted. With `strict`,
-    agent secrets must be vault-encrypted.
+    agent secrets must be vault-encrypted. `vault_ids` are vault password files (LABEL@FILE or
+    FILE), `vault_passwords` typed passwords by vault id label. With `connections`, each host's
+    SSH settings are read too (logs and exec connect by themselves).
     """
     # Imported late: ansible's import is slow, and `--help` should not pay for it.
     from ansible import constants as C
@@ -62,16 +66,8 @@ def load(paths: list[Path], limit: str | None = None, vault_password_file: Path 
     C.INVENTORY_UNPARSED_IS_FAILED = True
     C.INVENTORY_ANY_UNPARSED_IS_FAILED = True
     loader = DataLoader()
-    if vault_password_file:
-        from ansible.cli import CLI
-        from ansible.parsing.vault import VaultSecretsContext
-
-        # The process-wide context (inline !vault values) can be set once only: a second load in
-        # the same process (the tests) keeps the first.
-        first = VaultSecretsContext.current(optional=True) is None
-        secrets = CLI.setup_vault_secrets(loader, vault_ids=[], vault_password_files=[str(vault_password_file)],
-                                          initialize_context=first)
-        loader.set_vault_secrets(secrets)
+    if vault_ids or vault_passwords:
+        _set_vault_secrets(loader, vault_ids or [], vault_passwords or {})
     warnings: list[tuple[str, BaseException | None]] = []
     try:
         with _collect_warnings(warnings):
@@ -92,7 +88,52 @@ def load(paths: list[Path], limit: str | None = None, vault_password_file: Path 
     groups = {name: sorted(h.name for h in group.get_hosts()) for name, group in manager.groups.items()}
     agents = _check_catalog(loader, manager, groups, strict=strict)
     return Inventory(paths=paths, groups=groups, agent_names=list(agents), agents=agents,
-                     limited=[h.name for h in matched])
+                     limited=[h.name for h in matched],
+                     connections=_connections(loader, manager) if connections else {})
+
+
+def _set_vault_secrets(loader, vault_ids: list[str], vault_passwords: dict[str, str]) -> None:
+    from ansible.cli import CLI
+    from ansible.errors import AnsibleError
+    from ansible.parsing.vault import VaultSecret, VaultSecretsContext
+
+    try:
+        secrets = CLI.setup_vault_secrets(loader, vault_ids=list(vault_ids), auto_prompt=False,
+                                           initialize_context=False)
+    except AnsibleError as exc:
+        raise InvalidInput(f"vault password: {str(exc).strip().splitlines()[0]}") from None
+    secrets += [(label, VaultSecret(password.encode())) for label, password in vault_passwords.items()]
+    loader.set_vault_secrets(secrets)
+    # The process-wide context (inline !vault values) can be set once only: a second load in
+    # the same process (the tests) keeps the first.
+    if VaultSecretsContext.current(optional=True) is None:
+        VaultSecretsContext.initialize(VaultSecretsContext(secrets))
+
+
+# The variables that say how to reach a host over SSH (as Ansible's ssh connection reads them).
+CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
+                   "ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_become", "ansible_become_user",
+                   "ansible_become_method", "ansible_become_password", "ansible_become_pass")
+
+
+def _connections(loader, manager) -> dict[str, dict]:
+    """Each host's connection variables, templated (they may refer to other variables)."""
+    from ansible.errors import AnsibleError
+    from ansible.template import Templar
+    from ansible.vars.manager import VariableManager
+
+    variables = VariableManager(loader=loader, inventory=manager)
+    found = {}
+    for host in manager.get_hosts("all"):
+        hostvars = variables.get_vars(host=host, include_hostvars=False)
+        templar = Templar(loader=loader, variables=hostvars)
+        try:
+            found[host.name] = {k: templar.template(hostvars[k]) for k in CONNECTION_VARS if k in hostvars}
+        except AnsibleError as exc:
+            # Only the first line: a message about a password must not carry its value.
+            raise InvalidInput(f"connection variables of host {host.name}: {str(exc).strip().splitlines()[0]}") \
+                from None
+    return found
 
 
 def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool) -> dict[str, dict]:
@@ -114,7 +155,8 @@ def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool) 
             hostvars = variables.get_vars(host=host, include_hostvars=False)
         except AnsibleError as exc:
             reason = str(exc).strip().splitlines()[0]
-            hint = " (a vault-encrypted file needs --vault-password-file)" if "vault" in reason.lower() else ""
+            hint = (" (a vault-encrypted file needs --vault-password-file, --vault-id or --ask-vault-pass)"
+                    if "vault" in reason.lower() else "")
             raise InvalidInput(f"variables of host {host.name} cannot be read: {reason}{hint}") from None
         catalog, defaults = hostvars.get(CATALOG_VAR), hostvars.get(DEFAULTS_VAR)
         key = (id(catalog), id(defaults))

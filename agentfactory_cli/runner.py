@@ -44,6 +44,27 @@ class PlaybookRequest:
     extravars: dict[str, Any] = field(default_factory=dict)
     # The hosts the run is about, when a display reports on each (update: where the agent is placed).
     targets: list[str] = field(default_factory=list)
+    # What the checked input holds: the catalog's agents and the hosts the run is limited to.
+    agents: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    # ansible-playbook's own options, passed through as the operator gave them (paths made absolute:
+    # ansible-playbook runs in the project directory).
+    extra_vars: list[str] = field(default_factory=list)  # -e, in order; the verb's extravars come last
+    tags: list[str] = field(default_factory=list)
+    skip_tags: list[str] = field(default_factory=list)
+    start_at_task: str | None = None
+    user: str | None = None
+    private_key: Path | None = None
+    become: bool = False
+    become_user: str | None = None
+    ask_become_pass: bool = False
+    vault_ids: list[str] = field(default_factory=list)
+    ask_vault_pass: bool = False
+    ssh_common_args: str | None = None
+    ansible_args: list[str] = field(default_factory=list)  # whatever followed `--`
+    # Prompt regex -> answer, for ansible-runner's pexpect (-K, --ask-vault-pass, --vault-id L@prompt).
+    # Never on a command line, in the environment or an artifact; never shown.
+    passwords: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -123,6 +144,22 @@ def build_runner_kwargs(req: PlaybookRequest, ident: str) -> dict[str, Any]:
         cmdline.append("--diff")
     if req.vault_password_file:
         cmdline += ["--vault-password-file", str(req.vault_password_file)]
+    for vault_id in req.vault_ids:
+        cmdline += ["--vault-id", vault_id]
+    if req.ask_vault_pass:
+        cmdline.append("--ask-vault-pass")
+    for extra in req.extra_vars:
+        cmdline += ["--extra-vars", extra]
+    for flag, value in (("--start-at-task", req.start_at_task), ("--user", req.user),
+                        ("--private-key", req.private_key and str(req.private_key)),
+                        ("--become-user", req.become_user), ("--ssh-common-args", req.ssh_common_args)):
+        if value:
+            cmdline += [flag, value]
+    if req.become:
+        cmdline.append("--become")
+    if req.ask_become_pass:
+        cmdline.append("--ask-become-pass")
+    cmdline += req.ansible_args
     kwargs: dict[str, Any] = {
         "private_data_dir": str(state_dir() / "runner"),
         "artifact_dir": str(state_dir() / "runs"),
@@ -156,6 +193,12 @@ def build_runner_kwargs(req: PlaybookRequest, ident: str) -> dict[str, Any]:
         kwargs["cmdline"] = shlex.join(cmdline)
     if req.extravars:
         kwargs["extravars"] = req.extravars
+    if req.tags:
+        kwargs["tags"] = ",".join(req.tags)
+    if req.skip_tags:
+        kwargs["skip_tags"] = ",".join(req.skip_tags)
+    if req.passwords:
+        kwargs["passwords"] = dict(req.passwords)
     return kwargs
 
 

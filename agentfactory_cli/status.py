@@ -103,11 +103,24 @@ class StatusDisplay(RunDisplay):
 
 
 class CheckDisplay(RunDisplay):
-    """`agentfactory check`: a verdict per host from playbooks/prechecks.yml."""
+    """`agentfactory check`: a verdict per host from playbooks/prechecks.yml, in the order of
+    what it rests on: the input (checked before the run), then connectivity, then prerequisites."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, agents: list[str] | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.agents = list(agents or [])
         self.facts: dict[str, dict[str, Any]] = {}
+
+    def input_verdict(self, req) -> str:
+        catalog = (f"agent catalog valid ({len(self.agents)} agent(s): {', '.join(self.agents)})" if self.agents
+                   else "no agent catalog (agentfactory_agents is not set)")
+        return f"Input: inventory valid ({len(req.hosts)} host(s)), {catalog}"
+
+    def start(self, req) -> None:
+        # Printed before any host is contacted: host failures come after it, as they happen.
+        if not self.json_mode:
+            self.err.print(f"[green]{self.input_verdict(req)}[/]")
+        super().start(req)
 
     def event(self, ev: dict[str, Any]) -> bool:
         data = ev.get("event_data", {})
@@ -129,7 +142,6 @@ class CheckDisplay(RunDisplay):
             doc = {**result.to_json(), "hosts": hosts}
             sys.stdout.write(json.dumps(doc, indent=2) + "\n")
             return
-        self.out.print("[green]Inventory and agent catalog: valid[/]")
         table = Table(title="Host checks", title_justify="left")
         for col in ("host", "verdict", "os", "python", "systemd", "free /", "docker", "agents"):
             table.add_column(col)
@@ -146,7 +158,19 @@ class CheckDisplay(RunDisplay):
         for host, lines in sorted(problems.items()):
             for line in lines:
                 self.out.print(f"[red]{host}[/]: {line}")
-        verdict = "ready" if result.exit_code == errors.EXIT_OK else "NOT ready"
+        unreachable = sorted(h for h, c in result.hosts.items() if c.get("unreachable"))
+        failed = sorted(h for h, c in result.hosts.items() if c.get("failed") and h not in unreachable)
+        if result.exit_code == errors.EXIT_OK:
+            verdict = "[green]ready[/]: input valid, every host reachable and meeting the prerequisites"
+        elif unreachable:
+            verdict = (f"[red]NOT ready[/]: input valid; {len(unreachable)} host(s) unreachable "
+                       f"({', '.join(unreachable)})")
+            if failed:
+                verdict += f"; {len(failed)} reachable host(s) miss prerequisites ({', '.join(failed)})"
+        elif failed:
+            verdict = f"[red]NOT ready[/]: input valid, hosts reachable; {len(failed)} host(s) miss prerequisites"
+        else:
+            verdict = "[red]NOT ready[/]: the checks did not complete"
         self.out.print(f"Verdict: {verdict} (exit {result.exit_code})")
 
 

@@ -1,0 +1,15 @@
+"""Unit tests see no config file of the operator's and none of the CLI's AGENTFACTORY_* settings."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _no_cli_config(tmp_path, monkeypatch):
+    from agentfactory_cli import config
+
+    monkeypatch.setattr(config, "project_root", lambda: tmp_path / "project")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv(config.CONFIG_ENV, raising=False)
+    for setting in config.SETTINGS.values():
+        if setting.name != "lab":  # tests/conftest.py points it at a lab of the tests' own
+            monkeypatch.delenv(setting.env, raising=False)
