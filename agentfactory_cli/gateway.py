@@ -243,6 +243,21 @@ def _client_label(index: int, client: Any) -> str:
     return f"gateway client {name!r}" if isinstance(name, str) and name else f"gateway client #{index + 1}"
 
 
+def _key_problems(label: str, what: str, key: Any, min_key_length: int, digests: dict[str, str]) -> list[str]:
+    """What is wrong with one key of a client (never showing it); records its digest in `digests`."""
+    if not isinstance(key, str) or not key:
+        return [f"{label}: {what} is empty (set it from vault)"]
+    if len(key) < min_key_length:
+        return [f"{label}: {what} is too short ({len(key)} characters, at least {min_key_length})"]
+    if not _KEY_CHARS.match(key):
+        return [f"{label}: {what} must be printable ASCII without spaces"]
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    if digest in digests:
+        return [f"{label}: {what} is the same as a key of {digests[digest]}"]
+    digests[digest] = label
+    return []
+
+
 def client_problems(
     gateway_clients: Iterable[Any] | None,
     agents: Iterable[Mapping[str, Any]] | None = None,
@@ -251,7 +266,8 @@ def client_problems(
     """What is wrong with the API clients, one message each, naming the client (never its key).
 
     A client is a mapping with ``name`` (letters, digits, ``_ . -``, at most 64), ``key`` (at
-    least ``min_key_length`` printable characters, no spaces, not another client's), ``agents``
+    least ``min_key_length`` printable characters, no spaces, not another client's), optionally
+    ``previous_keys`` (keys being rotated out, still admitted; the same rules), ``agents``
     (a list of agent names of the catalog ``agents``, or ``"*"`` for all) and optionally
     ``rate_limit`` (an integer >= 1). Names must be unique.
     """
@@ -268,10 +284,10 @@ def client_problems(
         if not isinstance(client, Mapping):
             problems.append(f"{label}: must be a mapping with name, key and agents")
             continue
-        unknown = sorted(set(client) - {"name", "key", "agents", "rate_limit"})
+        unknown = sorted(set(client) - {"name", "key", "previous_keys", "agents", "rate_limit"})
         if unknown:
             problems.append(f"{label}: unknown field(s) {', '.join(map(str, unknown))} "
-                            "(a client has name, key, agents, rate_limit)")
+                            "(a client has name, key, previous_keys, agents, rate_limit)")
         name = client.get("name")
         if not isinstance(name, str) or not _CLIENT_NAME.match(name):
             problems.append(f"{label}: name must be 1-64 letters, digits, '_', '.' or '-' "
@@ -280,19 +296,12 @@ def client_problems(
             problems.append(f"{label}: the name is used by more than one client")
         else:
             names[name] = index
-        key = client.get("key")
-        if not isinstance(key, str) or not key:
-            problems.append(f"{label}: key is empty (set it from vault)")
-        elif len(key) < min_key_length:
-            problems.append(f"{label}: key is too short ({len(key)} characters, at least {min_key_length})")
-        elif not _KEY_CHARS.match(key):
-            problems.append(f"{label}: key must be printable ASCII without spaces")
-        else:
-            digest = hashlib.sha256(key.encode()).hexdigest()
-            if digest in digests:
-                problems.append(f"{label}: key is the same as the key of {digests[digest]}")
-            else:
-                digests[digest] = label
+        previous = client.get("previous_keys", [])
+        if not isinstance(previous, list):
+            problems.append(f"{label}: previous_keys must be a list of keys, got {type(previous).__name__}")
+            previous = []
+        for what, key in [("key", client.get("key"))] + [("a previous key", k) for k in previous]:
+            problems.extend(_key_problems(label, what, key, min_key_length, digests))
         allowed = client.get("agents")
         if allowed == ALL_AGENTS:
             allowed = [ALL_AGENTS]
@@ -310,9 +319,10 @@ def client_problems(
 
 def clients(gateway_clients: Iterable[Any] | None, default_rate_limit: int,
             agents: Iterable[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """The clients as HAProxy gets them, without their keys: ``name``, ``digest`` (hex SHA-256 of
-    the key), ``agents`` (sorted names, ``["*"]`` for all) and ``rate_limit`` (the client's own,
-    else ``default_rate_limit``), sorted by name. Raises :class:`GatewayError` with the first
+    """The clients as HAProxy gets them, without their keys: ``name``, ``digests`` (hex SHA-256 of
+    the key, then of each previous key: all admitted as this client), ``agents`` (sorted names,
+    ``["*"]`` for all) and ``rate_limit`` (the client's own, else ``default_rate_limit``), sorted
+    by name. Raises :class:`GatewayError` with the first
     problem of :func:`client_problems` (``agents``, the catalog, is checked only when given)."""
     problems = client_problems(gateway_clients, agents)
     if agents is None:
@@ -328,7 +338,8 @@ def clients(gateway_clients: Iterable[Any] | None, default_rate_limit: int,
         rate = client.get("rate_limit")
         result.append({
             "name": client["name"],
-            "digest": hashlib.sha256(client["key"].encode()).hexdigest(),
+            "digests": [hashlib.sha256(key.encode()).hexdigest()
+                        for key in [client["key"], *client.get("previous_keys", [])]],
             "agents": allowed,
             "rate_limit": int(default_rate_limit) if rate is None else rate,
         })

@@ -3,7 +3,8 @@
 `lab up` makes sure a lab has a vault password file and a whole-file vault-encrypted
 group_vars file holding one random value per name of :data:`GENERATORS`. An existing file
 keeps its values: only missing names are added (so a new name can be added by a code change),
-and the file is rewritten only when something was added.
+and the file is rewritten only when something was added. `rotate` gives every name a new value
+and keeps the replaced gateway API keys as previous keys (still admitted) until `retire`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ def _gateway_keys() -> dict[str, str]:
     return {"demo": password(40), "limited": password(40)}
 
 
+# The gateway's API keys (client -> key) and the keys a rotation replaced (client -> [keys]),
+# which the gateway still admits until they are retired.
+API_KEYS = "vault_gateway_api_keys"
+PREVIOUS_API_KEYS = "vault_gateway_previous_api_keys"
+
 # Variable name -> generator of its value. The only list of the lab's secrets.
 GENERATORS: dict[str, Callable[[], Any]] = {
     "vault_reference_api_key": lambda: password(40),
@@ -43,7 +49,8 @@ GENERATORS: dict[str, Callable[[], Any]] = {
     "vault_registry_push_password": password,
     "vault_registry_pull_password": password,
     "vault_gateway_stats_password": password,
-    "vault_gateway_api_keys": _gateway_keys,
+    API_KEYS: _gateway_keys,
+    PREVIOUS_API_KEYS: dict,
     "vault_keepalived_password": _keepalived,
 }
 
@@ -70,11 +77,7 @@ def _vault(password_bytes: bytes):
 
 def read(vault_file: Path, password_file: Path) -> dict[str, Any]:
     """The decrypted variables of a lab's vault file."""
-    vault = _vault(password_file.read_bytes().strip())
-    data = yaml.safe_load(vault.decrypt(vault_file.read_bytes())) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{vault_file}: not a mapping of variables")
-    return data
+    return _decrypt(_vault(password_file.read_bytes().strip()), vault_file)
 
 
 def ensure_vault(vault_file: Path, password_file: Path,
@@ -85,20 +88,49 @@ def ensure_vault(vault_file: Path, password_file: Path,
     """
     generators = GENERATORS if generators is None else generators
     vault = _vault(ensure_password_file(password_file))
-    current: dict[str, Any] = {}
-    if vault_file.exists():
-        current = yaml.safe_load(vault.decrypt(vault_file.read_bytes())) or {}
-        if not isinstance(current, dict):
-            raise ValueError(f"{vault_file}: not a mapping of variables")
+    current = _decrypt(vault, vault_file) if vault_file.exists() else {}
     added = [name for name in generators if name not in current]
-    if not added:
-        return []
-    current.update({name: generators[name]() for name in added})
-    text = _HEADER + yaml.safe_dump(current, sort_keys=True, default_flow_style=False)
+    if added:
+        current.update({name: generators[name]() for name in added})
+        _write(vault, vault_file, current)
+    return added
+
+
+def rotate(vault_file: Path, password_file: Path) -> list[str]:
+    """A new value for every secret of the lab; the API keys replaced become previous keys
+    (those of an earlier rotation go). Returns the names rotated."""
+    vault = _vault(ensure_password_file(password_file))
+    current = _decrypt(vault, vault_file) if vault_file.exists() else {}
+    replaced = current.get(API_KEYS) or {}
+    rotated = {name: make() for name, make in GENERATORS.items() if name != PREVIOUS_API_KEYS}
+    rotated[PREVIOUS_API_KEYS] = {client: [key] for client, key in sorted(replaced.items())}
+    _write(vault, vault_file, {**current, **rotated})
+    return sorted(rotated)
+
+
+def retire(vault_file: Path, password_file: Path) -> list[str]:
+    """Forget the API keys the last rotation replaced; returns the clients whose keys go."""
+    vault = _vault(ensure_password_file(password_file))
+    current = _decrypt(vault, vault_file)
+    clients = sorted(client for client, keys in (current.get(PREVIOUS_API_KEYS) or {}).items() if keys)
+    if clients:
+        _write(vault, vault_file, {**current, PREVIOUS_API_KEYS: {}})
+    return clients
+
+
+def _decrypt(vault, vault_file: Path) -> dict[str, Any]:
+    data = yaml.safe_load(vault.decrypt(vault_file.read_bytes())) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{vault_file}: not a mapping of variables")
+    return data
+
+
+def _write(vault, vault_file: Path, data: dict[str, Any]) -> None:
+    """Encrypt `data` into `vault_file` (mode 0600), replacing it in one rename."""
+    text = _HEADER + yaml.safe_dump(data, sort_keys=True, default_flow_style=False)
     vault_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = vault_file.with_name(vault_file.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(vault.encrypt(text))
     os.replace(tmp, vault_file)
-    return added

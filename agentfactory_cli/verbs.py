@@ -23,6 +23,11 @@ class Verb:
     extravars: Callable[[argparse.Namespace, Inventory], dict[str, Any]] | None = None
     # Accepts --agent NAME (repeatable) to act on some agents only.
     agents: bool = False
+    # Another playbook for some options (rotate --retire); default `playbook`.
+    playbook_of: Callable[[argparse.Namespace], str] | None = None
+
+    def playbook_for(self, args: argparse.Namespace) -> str:
+        return self.playbook_of(args) if self.playbook_of else self.playbook
 
 
 def _action(action: str) -> Callable[[argparse.Namespace, Inventory], dict[str, Any]]:
@@ -63,6 +68,20 @@ def _update(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
     return extravars
 
 
+def _rotate(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
+    """On a lab, new values for its generated secrets before the run (not in check mode): an
+    operator's own inventory carries the new values in its vault already."""
+    from agentfactory_cli import labsecrets
+    from agentfactory_cli.lab import lab_of_inventory
+
+    labs = [lab for lab in map(lab_of_inventory, inventory.paths) if lab is not None]
+    if labs and not args.check:
+        lab = labs[0]
+        change = labsecrets.retire if args.retire else labsecrets.rotate
+        change(lab.vault_file, lab.vault_password_file)
+    return {}
+
+
 def _names(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
     return {"agentfactory_only_agents": list(args.agent or [])}
 
@@ -88,4 +107,7 @@ VERBS: dict[str, Verb] = {
     "status": Verb("health.yml", "fleet health: every replica's state, health, latency, restarts, CPU, memory",
                    _names, agents=True),
     "site": Verb("site.yml", "everything, in order: bootstrap, monitoring, registry, deploy, gateway"),
+    "rotate": Verb("rotate.yml", "new host certificates, passwords, API keys and agent secrets, without downtime "
+                   "(--retire: the API keys it replaced stop working)", _rotate,
+                   playbook_of=lambda args: "gateway.yml" if args.retire else "rotate.yml"),
 }

@@ -81,13 +81,13 @@ def gateway_credentials(client: str = "demo") -> dict:
 # until told to stop (bounded). The CA and the key come on stdin, never on a command line.
 LOAD_LOOP = r"""
 import json, os, ssl, sys, time, urllib.request
-PORT = int(sys.argv[1])
+PORT, SECONDS = int(sys.argv[1]), int(sys.argv[2])
 creds = json.loads(sys.stdin.read())
 tls = ssl.create_default_context(cadata=creds["ca"])
 headers = {"Authorization": "Bearer " + creds["key"]}
 ok = failed = 0
 errors = []
-deadline = time.monotonic() + 400
+deadline = time.monotonic() + SECONDS
 while time.monotonic() < deadline and not os.path.exists("/tmp/stop-load") and ok + failed < 30000:
     try:
         request = urllib.request.Request(f"https://127.0.0.1:{PORT}/healthz", headers=headers)
@@ -117,11 +117,13 @@ print(json.dumps({"status": status, "body": body.decode(errors="replace")}))
 """
 
 
-def through_gateway(port: int, path: str, data: str | None = None, client: str | None = "demo") -> tuple[int, str]:
+def through_gateway(port: int, path: str, data: str | None = None, client: str | None = "demo",
+                    key: str | None = None) -> tuple[int, str]:
     """One HTTPS request to gateway port `port` from the gateway host, with the API key of
-    `client` (None: no key): (HTTP status, body). POST when `data` is given."""
+    `client` (None: no key) or the given `key`: (HTTP status, body). POST when `data` is given."""
     creds = gateway_credentials(client or "demo")
-    payload = {"ca": creds["ca"], "key": creds["key"] if client else "", "data": data,
+    key = key if key is not None else creds["key"] if client else ""
+    payload = {"ca": creds["ca"], "key": key, "data": data,
                "url": f"https://127.0.0.1:{port}{path}", "method": "POST" if data is not None else "GET"}
     res = subprocess.run(["docker", "exec", "-i", host_name(1), "python3", "-c", ONE_REQUEST],
                          input=json.dumps(payload), capture_output=True, text=True, timeout=60)
@@ -131,10 +133,11 @@ def through_gateway(port: int, path: str, data: str | None = None, client: str |
     return answer["status"], answer["body"]
 
 
-def start_load(port: int) -> subprocess.Popen:
-    """Requests to a gateway frontend, from the gateway host, until stop_load (bounded)."""
+def start_load(port: int, seconds: int = 400) -> subprocess.Popen:
+    """Requests to a gateway frontend, from the gateway host, until stop_load (at most `seconds`
+    and 30,000 requests), with the demo client's key as it is now."""
     on_host(1, "rm", "-f", "/tmp/stop-load")
-    proc = subprocess.Popen(["docker", "exec", "-i", host_name(1), "python3", "-c", LOAD_LOOP, str(port)],
+    proc = subprocess.Popen(["docker", "exec", "-i", host_name(1), "python3", "-c", LOAD_LOOP, str(port), str(seconds)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.stdin.write(json.dumps(gateway_credentials()))
     proc.stdin.close()

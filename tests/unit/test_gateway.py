@@ -204,11 +204,20 @@ def test_clients_carry_digests_not_keys_sorted_by_name():
 
     got = g.clients([_client("zeta", agents=["chat"], rate_limit=5), _client("demo")], 100, CATALOG)
     assert [c["name"] for c in got] == ["demo", "zeta"]
-    assert got[0] == {"name": "demo", "digest": hashlib.sha256(b"demo-key-0123456789").hexdigest(),
+    assert got[0] == {"name": "demo", "digests": [hashlib.sha256(b"demo-key-0123456789").hexdigest()],
                       "agents": ["*"], "rate_limit": 100}
     assert got[1]["rate_limit"] == 5 and got[1]["agents"] == ["chat"]
     assert "zeta-key-0123456789" not in repr(got)
     assert g.clients(None, 100) == []
+
+
+def test_previous_keys_are_admitted_as_the_same_client():
+    import hashlib
+
+    (got,) = g.clients([_client("demo", previous_keys=["old-key-0123456789"])], 100)
+    assert got["digests"] == [hashlib.sha256(k.encode()).hexdigest()
+                              for k in ("demo-key-0123456789", "old-key-0123456789")]
+    assert "old-key-0123456789" not in repr(got)
 
 
 def test_allowed_clients_per_agent():
@@ -222,7 +231,11 @@ def test_allowed_clients_per_agent():
     ([_client(key="short")], "gateway client 'demo': key is too short (5 characters, at least 16)"),
     ([_client(key="with space 0123456789")], "gateway client 'demo': key must be printable ASCII"),
     ([_client(), _client()], "gateway client 'demo': the name is used by more than one client"),
-    ([_client("a", key=KEY), _client("b", key=KEY)], "gateway client 'b': key is the same as the key of"),
+    ([_client("a", key=KEY), _client("b", key=KEY)], "gateway client 'b': key is the same as a key of"),
+    ([_client("a"), _client("b", previous_keys=["a-key-0123456789"])],
+     "gateway client 'b': a previous key is the same as a key of gateway client 'a'"),
+    ([_client(previous_keys=["short"])], "gateway client 'demo': a previous key is too short"),
+    ([_client(previous_keys=KEY)], "gateway client 'demo': previous_keys must be a list"),
     ([_client(agents=["chat", "nope"])], "gateway client 'demo': agent(s) nope not in the catalog"),
     ([{**_client(), "agents": "chat"}], "gateway client 'demo': agents must be a list"),
     ([_client(rate_limit=0)], "gateway client 'demo': rate_limit must be an integer >= 1"),

@@ -30,6 +30,8 @@ def test_generates_every_name_encrypted(tmp_path):
             assert all(URLSAFE.match(k) and len(k) >= 24 for k in value.values())
         elif name == "vault_keepalived_password":
             assert URLSAFE.match(value) and len(value) == 8
+        elif name == labsecrets.PREVIOUS_API_KEYS:
+            assert value == {}  # no rotation yet
         else:
             assert URLSAFE.match(value) and len(value) >= 24, name
     assert len({str(v) for v in values.values()}) == len(values)  # all different
@@ -90,3 +92,33 @@ def test_down_removes_the_vault_and_password_file(tmp_path, monkeypatch):
     assert lab.vault_file.exists() and lab.vault_password_file.exists()
     lab.down(log=lambda m: None)
     assert not lab.vault_file.exists() and not lab.vault_password_file.exists()
+
+
+def test_rotate_gives_every_secret_a_new_value_and_keeps_the_replaced_api_keys(tmp_path):
+    vault, password = tmp_path / "vault.yml", tmp_path / "vault-password"
+    labsecrets.ensure_vault(vault, password)
+    before = labsecrets.read(vault, password)
+    assert before[labsecrets.PREVIOUS_API_KEYS] == {}
+    rotated = labsecrets.rotate(vault, password)
+    after = labsecrets.read(vault, password)
+    assert sorted(rotated) == sorted(labsecrets.GENERATORS)
+    for name in labsecrets.GENERATORS:
+        if name != labsecrets.PREVIOUS_API_KEYS:
+            assert after[name] != before[name], name
+    # Each client's replaced key is still there, as its previous key; a second rotation drops it.
+    assert after[labsecrets.PREVIOUS_API_KEYS] == {c: [k] for c, k in before[labsecrets.API_KEYS].items()}
+    labsecrets.rotate(vault, password)
+    again = labsecrets.read(vault, password)
+    assert again[labsecrets.PREVIOUS_API_KEYS] == {c: [k] for c, k in after[labsecrets.API_KEYS].items()}
+    assert vault.stat().st_mode & 0o777 == 0o600
+    assert before[labsecrets.API_KEYS]["demo"].encode() not in vault.read_bytes()
+
+
+def test_retire_forgets_the_replaced_api_keys_only(tmp_path):
+    vault, password = tmp_path / "vault.yml", tmp_path / "vault-password"
+    labsecrets.ensure_vault(vault, password)
+    assert labsecrets.retire(vault, password) == []  # nothing to retire: the file stays as it was
+    labsecrets.rotate(vault, password)
+    current = labsecrets.read(vault, password)
+    assert labsecrets.retire(vault, password) == ["demo", "limited"]
+    assert labsecrets.read(vault, password) == {**current, labsecrets.PREVIOUS_API_KEYS: {}}
