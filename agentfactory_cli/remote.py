@@ -309,8 +309,8 @@ class Session:
         return status
 
 
-def _sessions_config(args: argparse.Namespace, inventory: Inventory,
-                     become_password: str | None) -> dict[str, Connection]:
+def _connections(args: argparse.Namespace, inventory: Inventory, hosts: set[str],
+                 become_password: str | None) -> dict[str, Connection]:
     import paramiko
     from ansible import constants as C
 
@@ -321,7 +321,7 @@ def _sessions_config(args: argparse.Namespace, inventory: Inventory,
     return {host: connection(host, variables, user=args.user, private_key=args.private_key,
                              ssh_args=args.ssh_common_args, become_password=become_password,
                              ssh_config=ssh_config, host_key_checking=bool(C.HOST_KEY_CHECKING))
-            for host, variables in inventory.connections.items()}
+            for host, variables in inventory.connections.items() if host in hosts}
 
 
 # --- logs --------------------------------------------------------------------------------------
@@ -350,7 +350,9 @@ def logs_command(replica: Replica, follow: bool, since: timedelta | datetime | N
         if tail is not None:
             cmd += ["--tail", str(tail)]
         return [*cmd, *(["--follow"] if follow else []), replica.name]
-    cmd = ["journalctl", "--no-pager", "--quiet", "-o", "short-iso-precise", "-u", replica.unit]
+    # No colours: with -f it writes to a pseudo-terminal (so that it ends with the connection).
+    cmd = ["env", "SYSTEMD_COLORS=0", "journalctl", "--no-pager", "--quiet", "-o", "short-iso-precise",
+           "-u", replica.unit]
     if since is not None:
         cmd += ["--since", f"-{int(since.total_seconds())}s" if isinstance(since, timedelta)
                 else since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")]
@@ -464,7 +466,7 @@ def _guarded(work, session: Session, replica: Replica, events: queue.Queue) -> N
 
 def logs(args: argparse.Namespace, inventory: Inventory, become_password: str | None = None) -> int:
     replicas = select(args.target, inventory, args.host)
-    connections = _sessions_config(args, inventory, become_password)
+    connections = _connections(args, inventory, {r.host for r in replicas}, become_password)
     tail = args.tail if args.tail is not None else (None if args.since else DEFAULT_TAIL)
     printer = Printer(replicas, timestamps=args.timestamps)
     events: queue.Queue = queue.Queue()
@@ -586,7 +588,7 @@ def exec_(args: argparse.Namespace, inventory: Inventory, become_password: str |
             raise errors.InvalidInput(f"{question}? pass --yes to confirm (no terminal to ask)")
         if confirm(f"{question}? Type 'yes' to go on: ").strip().lower() != "yes":
             raise errors.AgentFactoryError("exec cancelled; nothing was run")
-    connections = _sessions_config(args, inventory, become_password)
+    connections = _connections(args, inventory, {r.host for r in replicas}, become_password)
     single = len(replicas) == 1
     printer = Printer(replicas)
     events: queue.Queue = queue.Queue()

@@ -125,7 +125,8 @@ def test_docker_logs_command():
 def test_journalctl_command():
     r = Replica("bot", "systemd", "h1", 1)
     assert remote.logs_command(r, follow=True, since=timedelta(hours=2), tail=100) == [
-        "journalctl", "--no-pager", "--quiet", "-o", "short-iso-precise", "-u", "agentfactory-bot@1.service",
+        "env", "SYSTEMD_COLORS=0", "journalctl", "--no-pager", "--quiet", "-o", "short-iso-precise",
+        "-u", "agentfactory-bot@1.service",
         "--since", "-7200s", "-n", "100", "--follow"]
     since = datetime(2026, 1, 31, 14, 0, tzinfo=timezone(timedelta(hours=1)))
     assert remote.logs_command(r, follow=False, since=since, tail=None)[-2:] == ["--since", "2026-01-31 13:00:00 UTC"]
