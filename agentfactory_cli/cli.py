@@ -16,7 +16,7 @@ from rich.table import Table
 
 from agentfactory_cli import __version__, config, errors
 from agentfactory_cli import inventory as inv
-from agentfactory_cli.lab import DEFAULT_LAB, PUBLISHED_PORTS, Lab, lab_of_inventory
+from agentfactory_cli.lab import PUBLISHED_PORTS, Lab, lab_of_inventory
 from agentfactory_cli.runner import PlaybookRequest
 from agentfactory_cli.verbs import VERBS, Verb, _image_push
 
@@ -52,10 +52,6 @@ exit codes: the command's own, the highest of all replicas when there are severa
   4    invalid input (inventory, catalog, agent, replica, host), nothing was run
   130  interrupted (Ctrl-C)
 """
-
-
-def _env(name: str, default=None):
-    return os.environ.get(f"AGENTFACTORY_{name}", default)
 
 
 def _int_at_least(minimum: int):
@@ -169,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                          ("url", "print the 127.0.0.1 URL of a service on the lab (e.g. gateway)"),
                          ("credentials", "print the lab's URLs, accounts, passwords and API keys, and its CA")):
         sp = lab_verbs.add_parser(action, help=text, description=text)
-        sp.add_argument("--name", default=_env("LAB", DEFAULT_LAB),
-                        help="lab name, for several labs side by side (env AGENTFACTORY_LAB)")
+        sp.add_argument("--name", help="lab name, for several labs side by side "
+                                       "(env AGENTFACTORY_LAB, or the config file's lab; default 'lab')")
         if action == "up":
             sp.add_argument("--hosts", type=_positive_int, default=3, metavar="N",
                             help="number of hosts (default 3)")
@@ -459,7 +455,7 @@ def _image(args: argparse.Namespace) -> int:
 
 
 def _lab(args: argparse.Namespace) -> int:
-    lab = Lab(args.name)
+    lab = Lab(args.name or config.resolve({})[0]["lab"].value)
     log = _log
     if args.lab_verb == "image":
         from agentfactory_cli import engine, hostimage

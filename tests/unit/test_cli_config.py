@@ -157,3 +157,15 @@ def test_vault_password_file_from_the_file_replaces_the_labs_default(tmp_path, i
     secret.write_text("pw\n")
     req = request(["deploy", "-i", str(inventories["flag"])])
     assert req.vault_password_file == secret
+
+
+def test_the_lab_verbs_take_the_lab_from_the_config_too(tmp_path, monkeypatch):
+    monkeypatch.delenv("AGENTFACTORY_LAB")
+    project_file(tmp_path, "lab = 'fromfile'\n")
+    seen = []
+    monkeypatch.setattr(cli, "_print_lab", lambda lab, json_mode: seen.append(lab.name))
+    assert cli.main(["lab", "status"]) == 0
+    assert cli.main(["lab", "status", "--name", "flagged"]) == 0
+    monkeypatch.setenv("AGENTFACTORY_LAB", "fromenv")
+    assert cli.main(["lab", "status"]) == 0
+    assert seen == ["fromfile", "flagged", "fromenv"]
