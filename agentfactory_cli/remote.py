@@ -40,6 +40,8 @@ CONNECT_TIMEOUT = 20  # seconds, as ansible.cfg's timeout
 # Lines from several hosts are held this long, so that a line that crossed a slower link is still
 # printed in time order.
 FOLLOW_WINDOW = 0.5
+# ... and, at the start, until every replica's backlog came in (or this long, for a quiet one).
+FOLLOW_WARMUP = 3.0
 # The prompt sudo shows on a pseudo-terminal (logs -f), answered with the become password.
 SUDO_PROMPT = "[agentfactory-become-password]"
 
@@ -493,14 +495,18 @@ def logs(args: argparse.Namespace, inventory: Inventory, become_password: str | 
     _start(replicas, connections, events, work, sessions)
     pending: list[tuple[datetime, int, float, Replica, str]] = []  # time, order, arrival, replica, text
     ended: dict[Replica, int] = {}
-    failed = unreachable = False
+    heard: set[Replica] = set()
+    failed = unreachable = interrupted = False
     seq = 0
+    started = time.monotonic()
     try:
         while len(ended) < len(replicas):
             try:
                 event = events.get(timeout=0.1)
             except queue.Empty:
                 event = None
+            if event:
+                heard.add(event[1])
             if event and event[0] == "line":
                 _, replica, when, text = event
                 heapq.heappush(pending, (when, seq, time.monotonic(), replica, text))
@@ -517,19 +523,21 @@ def logs(args: argparse.Namespace, inventory: Inventory, become_password: str | 
                     printer.line(replica, f"{'docker logs' if replica.runtime == 'docker' else 'journalctl'}: "
                                           f"{why}", stream=sys.stderr)
             # Followed lines wait FOLLOW_WINDOW for a possibly earlier line from another host.
-            while args.follow and pending and pending[0][2] < time.monotonic() - FOLLOW_WINDOW:
+            warm = len(heard) == len(replicas) or time.monotonic() - started > FOLLOW_WARMUP
+            while args.follow and warm and pending and pending[0][2] < time.monotonic() - FOLLOW_WINDOW:
                 when, _, _, replica, text = heapq.heappop(pending)
                 printer.line(replica, text, when)
-        while pending:
-            when, _, _, replica, text = heapq.heappop(pending)
-            printer.line(replica, text, when)
     except KeyboardInterrupt:
-        stop.set()
-        return errors.EXIT_INTERRUPTED
+        interrupted = True
     finally:
         stop.set()
         for session in sessions:
             session.close()
+    while pending:  # what came in before the end (or the Ctrl-C) is printed, in order
+        when, _, _, replica, text = heapq.heappop(pending)
+        printer.line(replica, text, when)
+    if interrupted:
+        return errors.EXIT_INTERRUPTED
     if unreachable:
         return errors.EXIT_UNREACHABLE
     return errors.EXIT_HOST_FAILED if failed else errors.EXIT_OK

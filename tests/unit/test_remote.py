@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -430,3 +431,28 @@ def test_exec_in_a_systemd_replica(fake_ssh, capsys):
 def test_exec_needs_a_command(capsys):
     assert cli.main(["exec", "bot"]) == errors.EXIT_INVALID_INPUT
     assert "the command to run goes after --" in capsys.readouterr().err
+
+
+def test_followed_backlogs_are_merged_though_one_host_answers_late(fake_ssh, monkeypatch, capsys):
+    def follow(self, command, on_out, on_err, pty=False, stop=None):
+        if self.conn.host == "h2":
+            time.sleep(1.0)  # a slow link: its older lines arrive after h1's
+            on_out(b"2026-01-01T00:00:01Z early on h2\n")
+        else:
+            on_out(b"2026-01-01T00:00:02Z later on h1\n")
+        stop.wait(10)
+        return -1
+
+    monkeypatch.setattr(FakeSession, "run", follow)
+    monkeypatch.setattr(remote, "FOLLOW_WARMUP", 5.0)
+    real_get = remote.queue.Queue.get
+    deadline = time.monotonic() + 2.5
+
+    def get(self, *a, **kw):
+        if time.monotonic() > deadline:
+            raise KeyboardInterrupt
+        return real_get(self, *a, **kw)
+
+    monkeypatch.setattr(remote.queue.Queue, "get", get)
+    assert remote.logs(args_for(["logs", "bot/0", "-f"]), fleet()) == errors.EXIT_INTERRUPTED
+    assert capsys.readouterr().out.splitlines() == ["h2 bot-0 | early on h2", "h1 bot-0 | later on h1"]
