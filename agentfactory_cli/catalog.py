@@ -85,8 +85,8 @@ _MEMORY_UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 # The catalog's fields in the documented order; problems are sorted by it.
 FIELDS = (
     "name", "runtime", "image", "image_source", "image_archive", "command", "replicas", "port",
-    "host_port", "hosts", "env", "secrets", "config", "health", "metrics", "resources", "update",
-    "gateway",
+    "host_port", "hosts", "env", "secrets", "config", "health", "metrics", "resources", "capabilities",
+    "update", "gateway",
 )
 
 
@@ -201,6 +201,16 @@ _AGENT_PROPERTIES: dict[str, dict[str, Any]] = {
         },
         "description": "a mapping with the keys cpus, memory",
     },
+    "capabilities": {
+        "type": "array",
+        "uniqueItems": True,
+        "items": {
+            "type": "string",
+            "pattern": r"^(?!ALL$|CAP_)[A-Z][A-Z0-9_]*$",
+            "description": "a Linux capability without the CAP_ prefix, like NET_BIND_SERVICE (not ALL)",
+        },
+        "description": "a list of Linux capabilities a hardened container keeps (every other is dropped)",
+    },
     "update": {
         "type": "object",
         "additionalProperties": False,
@@ -266,6 +276,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "health": {"path": "/healthz", "interval": 10, "timeout": 5, "retries": 3},
     "metrics": {"path": "/metrics"},
     "resources": {},
+    "capabilities": [],
     "update": {"batch": 1, "health_timeout": 60, "rollback": True},
 }
 

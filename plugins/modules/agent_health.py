@@ -123,6 +123,10 @@ options:
       resources:
         description: Ignored (the catalog's resource limits).
         type: dict
+      capabilities:
+        description: Ignored (the capabilities a container keeps).
+        type: list
+        elements: str
       update:
         description: Ignored (the catalog's update settings).
         type: dict
@@ -387,6 +391,7 @@ def _argument_spec():
         config=dict(type="dict"),
         metrics=dict(type="dict"),
         resources=dict(type="dict"),
+        capabilities=dict(type="list", elements="str"),
         update=dict(type="dict"),
     )
     agent = dict(

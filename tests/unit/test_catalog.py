@@ -51,6 +51,7 @@ agentfactory_agents:
     metrics: {path: /metrics}
     gateway: {port: 28080}
     resources: {cpus: 1.0, memory: 512m}
+    capabilities: [NET_BIND_SERVICE]
     update: {batch: 1, health_timeout: 60, rollback: true}
   - name: batch-worker
     runtime: systemd
@@ -141,7 +142,10 @@ CASES = [
     ("replicas-float", [base_agent(replicas=2.0)], "support-bot", "replicas", "(got 2.0)"),
     ("unknown-field-typo", [base_agent(replica=2)], "support-bot", "",
      "unknown field 'replica' (did you mean 'replicas'?)"),
-    ("unknown-field-no-match", [base_agent(zzzzzz=1)], "support-bot", "", "expected one of: command, config"),
+    ("unknown-field-no-match", [base_agent(zzzzzz=1)], "support-bot", "", "expected one of: capabilities, command, config"),
+    ("capability-all", [base_agent(capabilities=["ALL"])], "support-bot", "capabilities[0]", "CAP_ prefix"),
+    ("capability-prefixed", [base_agent(capabilities=["CAP_NET_ADMIN"])], "support-bot", "capabilities[0]",
+     "like NET_BIND_SERVICE"),
     ("name-uppercase", [base_agent(name="Support_Bot")], "#1", "name", "must be a DNS label"),
     ("name-too-long", [base_agent(name=LONG_NAME)], "#1", "name", "at most 40"),
     ("name-leading-dash", [base_agent(name="-bot")], "#1", "name", "(got '-bot')"),
@@ -620,6 +624,7 @@ def test_normalise_fills_every_default():
         "health": {"path": "/healthz", "interval": 10, "timeout": 5, "retries": 3},
         "metrics": {"path": "/metrics"},
         "resources": {},
+        "capabilities": [],
         "update": {"batch": 1, "health_timeout": 60, "rollback": True},
     }
     assert list(agent) == [f for f in FIELDS if f in agent]
