@@ -338,6 +338,9 @@ _VAULT_REFERENCE = re.compile(
     r"""^\{\{-?\s*vault_\w*(?:\.\w+|\[\s*(?:'[^']*'|"[^"]*"|\d+)\s*\])*\s*-?\}\}$"""
 )
 
+# A vault variable used anywhere in a Jinja expression ("Bearer {{ vault_token }}").
+_VAULT_MENTION = re.compile(r"\{\{[^}]*\bvault_\w")
+
 
 def _is_vault_object(value: Any) -> bool:
     """An encrypted value from Ansible's loader, or a string Ansible tagged as decrypted."""
@@ -875,7 +878,7 @@ def validate_catalog(
         for fieldname, message in _schema_messages(_DEFAULTS_VALIDATOR, defaults, defaults=True):
             add(DEFAULTS_VAR, fieldname, message)
             defaults_bad.add(re.split(r"[.\[]", fieldname, maxsplit=1)[0])
-        for fieldname, message in _secret_checks(defaults, strict):
+        for fieldname, message in _secret_checks(defaults, strict) + _vault_outside_secrets(defaults):
             add(DEFAULTS_VAR, fieldname, message)
 
     if agents is None:
@@ -899,7 +902,7 @@ def validate_catalog(
         for fieldname, message in _schema_messages(_AGENT_VALIDATOR, agent, defaults=False):
             add(label, fieldname, message, position)
             bad.add(re.split(r"[.\[]", fieldname, maxsplit=1)[0])
-        for fieldname, message in _secret_checks(agent, strict):
+        for fieldname, message in _secret_checks(agent, strict) + _vault_outside_secrets(agent):
             add(label, fieldname, message, position)
 
         name = agent.get("name")
@@ -954,6 +957,30 @@ def validate_catalog(
                 f"{owner} ({_ports(placed.first, placed.last)})", entry.index)
 
     return _sorted(problems)
+
+
+def _vault_outside_secrets(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A vault value in env, config, command or image: refused. Those fields are written in the
+    clear where Ansible reports what it did (a container's environment, a rendered config under
+    --diff), so a decrypted value would land in run artifacts; `secrets` are files, never logged."""
+    out: list[tuple[str, str]] = []
+
+    def walk(value: Any, where: str) -> None:
+        vaulted = isinstance(value, str) and (is_vault_encrypted(value) or bool(_VAULT_MENTION.search(value)))
+        if value is _VAULTED or vaulted:
+            out.append((where, "a vault value is only allowed in secrets (env, config, command and image "
+                               "show in run artifacts); put it in secrets and read the file"))
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+
+    for name in ("env", "config", "command", "image"):
+        if name in fields:
+            walk(fields[name], name)
+    return out
 
 
 def _secret_checks(fields: Mapping[str, Any], strict: bool) -> list[tuple[str, str]]:

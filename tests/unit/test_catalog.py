@@ -544,10 +544,21 @@ def _ansible_vault_string(plaintext: str):
     return vault.EncryptedString(ciphertext=ciphertext)
 
 
-def test_strict_accepts_ansible_encrypted_objects_anywhere_a_string_goes():
-    secret = _ansible_vault_string("hunter2")
-    agents = [base_agent(secrets={"API_KEY": secret}, env={"TOKEN": _ansible_vault_string("x")})]
+def test_strict_accepts_ansible_encrypted_objects_in_secrets():
+    agents = [base_agent(secrets={"API_KEY": _ansible_vault_string("hunter2")})]
     assert check(agents, strict=True) == []
+
+
+def test_vault_values_outside_secrets_are_refused():
+    # env, config, command and image are reported in the clear by the tasks that use them.
+    agents = [base_agent(env={"TOKEN": _ansible_vault_string("x"), "AUTH": "Bearer {{ vault_token }}"},
+                         config={"db": {"password": "{{ vault_db_password }}"}},
+                         command=["/bin/bot", "$ANSIBLE_VAULT;1.1;AES256\n6162"])]
+    problems = check(agents)
+    assert sorted(p.field for p in problems) == ["command[1]", "config.db.password", "env.AUTH", "env.TOKEN"]
+    assert all("only allowed in secrets" in p.message for p in problems)
+    (problem,) = check([base_agent()], defaults={"env": {"TOKEN": "{{ vault_token }}"}})
+    assert (problem.agent, problem.field) == ("agentfactory_agent_defaults", "env.TOKEN")
 
 
 def test_vaulted_values_are_never_decrypted_by_validation():
@@ -559,8 +570,8 @@ def test_vaulted_values_are_never_decrypted_by_validation():
         len(encrypted)
     agents = [base_agent(image=encrypted, env={"TOKEN": encrypted}, secrets={"API_KEY": encrypted},
                          command=[encrypted], config={"nested": {"key": encrypted}})]
-    assert check(agents, strict=True) == []
-    problems = check([base_agent(replicas=encrypted, hosts=encrypted, config={"k": [encrypted]})], strict=True)
+    assert [p.field for p in check(agents, strict=True)] == ["image", "command[0]", "env.TOKEN", "config.nested.key"]
+    problems = check([base_agent(replicas=encrypted, hosts=encrypted)], strict=True)
     assert [(p.field, p.message) for p in problems] == [
         ("replicas", "must be an integer >= 0 (got a vault-encrypted value)"),
         ("hosts", "must be an inventory group, host or pattern (a non-empty string), or a list of them "
