@@ -20,6 +20,7 @@ import os
 import queue
 import re
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -433,6 +434,22 @@ class _Lines:
             self.buffer = b""
 
 
+@contextlib.contextmanager
+def _interrupts():
+    """Ctrl-C and SIGTERM as KeyboardInterrupt, even when a shell started us in the background
+    (which leaves SIGINT ignored)."""
+
+    def interrupt(*_args: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _by_host(replicas: list[Replica]) -> dict[str, list[Replica]]:
     hosts: dict[str, list[Replica]] = {}
     for r in replicas:
@@ -492,41 +509,42 @@ def logs(args: argparse.Namespace, inventory: Inventory, become_password: str | 
         err.close()
         events.put(("end", replica, status, "; ".join(problems)))
 
-    _start(replicas, connections, events, work, sessions)
     pending: list[tuple[datetime, int, float, Replica, str]] = []  # time, order, arrival, replica, text
-    ended: dict[Replica, int] = {}
+    ended: set[Replica] = set()
     heard: set[Replica] = set()
     failed = unreachable = interrupted = False
     seq = 0
     started = time.monotonic()
     try:
-        while len(ended) < len(replicas):
-            try:
-                event = events.get(timeout=0.1)
-            except queue.Empty:
-                event = None
-            if event:
-                heard.add(event[1])
-            if event and event[0] == "line":
-                _, replica, when, text = event
-                heapq.heappush(pending, (when, seq, time.monotonic(), replica, text))
-                seq += 1
-            elif event:
-                kind, replica, *rest = event
-                ended[replica] = 1
-                if kind == "unreachable":
-                    unreachable = True
-                    printer.line(replica, f"unreachable: {rest[0]}", stream=sys.stderr)
-                elif rest[0] != 0:
-                    failed = True
-                    why = rest[1] or f"exited {rest[0]}"
-                    printer.line(replica, f"{'docker logs' if replica.runtime == 'docker' else 'journalctl'}: "
-                                          f"{why}", stream=sys.stderr)
-            # Followed lines wait FOLLOW_WINDOW for a possibly earlier line from another host.
-            warm = len(heard) == len(replicas) or time.monotonic() - started > FOLLOW_WARMUP
-            while args.follow and warm and pending and pending[0][2] < time.monotonic() - FOLLOW_WINDOW:
-                when, _, _, replica, text = heapq.heappop(pending)
-                printer.line(replica, text, when)
+        with _interrupts():
+            _start(replicas, connections, events, work, sessions)
+            while len(ended) < len(replicas):
+                try:
+                    event = events.get(timeout=0.1)
+                except queue.Empty:
+                    event = None
+                if event:
+                    heard.add(event[1])
+                if event and event[0] == "line":
+                    _, replica, when, text = event
+                    heapq.heappush(pending, (when, seq, time.monotonic(), replica, text))
+                    seq += 1
+                elif event:
+                    kind, replica, *rest = event
+                    ended.add(replica)
+                    if kind == "unreachable":
+                        unreachable = True
+                        printer.line(replica, f"unreachable: {rest[0]}", stream=sys.stderr)
+                    elif rest[0] != 0:
+                        failed = True
+                        why = rest[1] or f"exited {rest[0]}"
+                        printer.line(replica, f"{'docker logs' if replica.runtime == 'docker' else 'journalctl'}: "
+                                              f"{why}", stream=sys.stderr)
+                # Followed lines wait FOLLOW_WINDOW for a possibly earlier line from another host.
+                warm = len(heard) == len(replicas) or time.monotonic() - started > FOLLOW_WARMUP
+                while args.follow and warm and pending and pending[0][2] < time.monotonic() - FOLLOW_WINDOW:
+                    when, _, _, replica, text = heapq.heappop(pending)
+                    printer.line(replica, text, when)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -625,24 +643,25 @@ def exec_(args: argparse.Namespace, inventory: Inventory, become_password: str |
         err.close()
         events.put(("end", replica, status, ""))
 
-    _start(replicas, connections, events, work, sessions)
     codes: dict[Replica, int] = {}
     try:
-        while len(codes) < len(replicas):
-            try:
-                kind, replica, *rest = events.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if kind == "unreachable":
-                codes[replica] = EXIT_SSH_FAILED
-                printer.line(replica, f"unreachable: {rest[0]}", stream=sys.stderr)
-                continue
-            status, why = rest
-            codes[replica] = status if status >= 0 else EXIT_SSH_FAILED
-            if why:
-                printer.line(replica, why, stream=sys.stderr)
-            elif not single and status:
-                printer.line(replica, f"exited {status}", stream=sys.stderr)
+        with _interrupts():
+            _start(replicas, connections, events, work, sessions)
+            while len(codes) < len(replicas):
+                try:
+                    kind, replica, *rest = events.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if kind == "unreachable":
+                    codes[replica] = EXIT_SSH_FAILED
+                    printer.line(replica, f"unreachable: {rest[0]}", stream=sys.stderr)
+                    continue
+                status, why = rest
+                codes[replica] = status if status >= 0 else EXIT_SSH_FAILED
+                if why:
+                    printer.line(replica, why, stream=sys.stderr)
+                elif not single and status:
+                    printer.line(replica, f"exited {status}", stream=sys.stderr)
     except KeyboardInterrupt:
         return errors.EXIT_INTERRUPTED
     finally:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import signal
+import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -355,28 +358,28 @@ def test_logs_exit_codes_unreachable_beats_failed(fake_ssh, capsys):
     assert remote.logs(args_for(["logs", "bot"]), fleet()) == errors.EXIT_HOST_FAILED
 
 
-def test_logs_follow_stops_cleanly_on_ctrl_c(fake_ssh, monkeypatch):
-    fake_ssh.script = {("h1", "bot"): (b"2026-01-01T00:00:01Z x\n", b"", 0), ("h2", "bot"): (b"", b"", 0)}
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_logs_follow_stops_cleanly_on_ctrl_c_even_started_in_the_background(fake_ssh, monkeypatch, sig):
+    """A shell that starts a command with & leaves SIGINT ignored: logs -f still stops on it."""
     stopped = []
 
     def follow_forever(self, command, on_out, on_err, pty=False, stop=None):
         assert pty and "--follow" in command
-        stop.wait(5)
+        on_out(b"2026-01-01T00:00:01Z x\n")
+        stop.wait(10)
         stopped.append(stop.is_set())
         return -1
 
     monkeypatch.setattr(FakeSession, "run", follow_forever)
-    real_get = remote.queue.Queue.get
-    calls = []
-
-    def interrupted_get(self, *a, **kw):
-        calls.append(1)
-        if len(calls) > 3:
-            raise KeyboardInterrupt
-        return real_get(self, *a, **kw)
-
-    monkeypatch.setattr(remote.queue.Queue, "get", interrupted_get)
-    assert remote.logs(args_for(["logs", "bot", "-f"]), fleet()) == errors.EXIT_INTERRUPTED
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        threading.Timer(0.5, os.kill, (os.getpid(), sig)).start()
+        assert remote.logs(args_for(["logs", "bot", "-f"]), fleet()) == errors.EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    time.sleep(0.2)
+    assert stopped == [True] * 4  # every follower was told to stop
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_exec_in_one_replica_passes_its_output_through(fake_ssh, capsys):
