@@ -111,7 +111,7 @@ def _set_vault_secrets(loader, vault_ids: list[str], vault_passwords: dict[str, 
 
 
 # The variables that say how to reach a host over SSH (as Ansible's ssh connection reads them).
-CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
+CONNECTION_VARS = ("ansible_connection", "ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
                    "ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_become", "ansible_become_user",
                    "ansible_become_method", "ansible_become_password", "ansible_become_pass")
 

@@ -131,6 +131,10 @@ class Connection:
         return self.become and self.user != self.become_user
 
 
+# Ansible connection plugins that are SSH (and so reachable the same way from here).
+SSH_CONNECTIONS = ("ssh", "smart", "paramiko", "paramiko_ssh")
+
+
 def ssh_options(text: str | None) -> dict[str, str]:
     """The ssh command-line options that matter here (-o K=V, -J, -i, -p, -l), lower-case keys."""
     opts: dict[str, str] = {}
@@ -169,6 +173,10 @@ def connection(host: str, variables: dict[str, Any], user: str | None = None, pr
     """One host's connection: its inventory variables first (ansible_host, ansible_port,
     ansible_user, ansible_ssh_private_key_file, ansible_ssh_common_args/extra_args, become),
     then the CLI's -u, --private-key and --ssh-common-args, then ~/.ssh/config, then ssh's defaults."""
+    kind = str(variables.get("ansible_connection") or "ssh").removeprefix("ansible.builtin.")
+    if kind not in SSH_CONNECTIONS:
+        raise errors.InvalidInput(f"host {host}: logs and exec reach hosts over SSH only "
+                                  f"(ansible_connection is {variables['ansible_connection']})")
     opts = ssh_options(variables.get("ansible_ssh_common_args"))
     opts.update(ssh_options(variables.get("ansible_ssh_extra_args")))
     opts.update({k: v for k, v in ssh_options(ssh_args).items() if k not in opts})

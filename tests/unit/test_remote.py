@@ -105,6 +105,12 @@ def test_ansibles_host_key_checking_off_is_honoured():
     assert remote.connection("h", {}, host_key_checking=False).check_host_key is False
 
 
+def test_only_ssh_hosts():
+    assert remote.connection("h", {"ansible_connection": "ansible.builtin.ssh"}).address == "h"
+    with pytest.raises(errors.InvalidInput, match="over SSH only"):
+        remote.connection("h", {"ansible_connection": "community.docker.docker"})
+
+
 def test_only_sudo_becomes():
     with pytest.raises(errors.InvalidInput, match="become with sudo only"):
         remote.connection("h", {"ansible_become": "yes", "ansible_become_method": "su"})
