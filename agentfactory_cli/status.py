@@ -102,6 +102,11 @@ class StatusDisplay(RunDisplay):
         self.out.print(f"Artifacts: {result.artifacts}")
 
 
+def _few(hosts: list[str], shown: int = 5) -> str:
+    more = f" and {len(hosts) - shown} more" if len(hosts) > shown else ""
+    return ", ".join(hosts[:shown]) + more
+
+
 class CheckDisplay(RunDisplay):
     """`agentfactory check`: a verdict per host from playbooks/prechecks.yml, in the order of
     what it rests on: the input (checked before the run), then connectivity, then prerequisites."""
@@ -163,10 +168,9 @@ class CheckDisplay(RunDisplay):
         if result.exit_code == errors.EXIT_OK:
             verdict = "[green]ready[/]: input valid, every host reachable and meeting the prerequisites"
         elif unreachable:
-            verdict = (f"[red]NOT ready[/]: input valid; {len(unreachable)} host(s) unreachable "
-                       f"({', '.join(unreachable)})")
+            verdict = f"[red]NOT ready[/]: input valid; {len(unreachable)} host(s) unreachable ({_few(unreachable)})"
             if failed:
-                verdict += f"; {len(failed)} reachable host(s) miss prerequisites ({', '.join(failed)})"
+                verdict += f"; {len(failed)} reachable host(s) miss prerequisites ({_few(failed)})"
         elif failed:
             verdict = f"[red]NOT ready[/]: input valid, hosts reachable; {len(failed)} host(s) miss prerequisites"
         else:

@@ -82,3 +82,11 @@ def test_check_verdict_in_order(hosts, verdict):
     CheckDisplay(**kw).finish(RunResult(status="failed" if failed else "successful", ansible_rc=2 if failed else 0,
                                         hosts=hosts, artifacts=Path("/a")))
     assert out.getvalue().splitlines()[-1].startswith(verdict)
+
+
+def test_check_verdict_names_a_few_hosts_only():
+    _, out, kw = consoles()
+    hosts = {f"h{i:02}": counts(unreachable=1) for i in range(12)}
+    CheckDisplay(**kw).finish(RunResult(status="failed", ansible_rc=4, hosts=hosts, artifacts=Path("/a")))
+    assert out.getvalue().splitlines()[-1] == ("Verdict: NOT ready: input valid; 12 host(s) unreachable "
+                                               "(h00, h01, h02, h03, h04 and 7 more) (exit 3)")
