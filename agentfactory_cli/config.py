@@ -61,7 +61,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             default_note="the lab's inventory while the lab is up"),
     Setting("limit", "-l/--limit", "host pattern every run is limited to"),
     Setting("forks", "-f/--forks", "hosts worked on in parallel", parse=_forks,
-            default_note="ansible.cfg's (10)"),
+            default_note="from ansible.cfg: 10"),
     Setting("user", "-u/--user", "SSH user where the inventory sets no ansible_user"),
     Setting("private_key", "--private-key", "SSH private key where the inventory sets none", is_path=True),
     Setting("vault_password_file", "--vault-password-file", "file holding the vault password", is_path=True,
