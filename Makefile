@@ -93,7 +93,7 @@ molecule: image  ## every molecule scenario, MOLECULE_JOBS at a time (SCENARIOS=
 	  fi'
 
 e2e: image  ## the CLI against a real lab (creates and removes its own hosts)
-	$(BIN)/pytest tests/e2e -q
+	$(BIN)/pytest tests/e2e -q --durations=15
 
 clean:  ## remove the demo lab and runtime state (keeps the host image)
 	-$(BIN)/agentfactory lab down
