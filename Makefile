@@ -58,14 +58,18 @@ demo: deps  ## the whole story on the local lab, ending with the fleet status
 	@url="$$($(BIN)/agentfactory lab url gateway)/v1/task"; \
 	creds="$$($(BIN)/agentfactory lab credentials --json)"; \
 	ca="$$(echo "$$creds" | $(PY) -c 'import json, sys; print(json.load(sys.stdin)["ca"])')"; \
-	key="$$(echo "$$creds" | $(PY) -c 'import json, sys; \
-	  print(next(a["secret"] for a in json.load(sys.stdin)["accounts"] if a["service"] == "gateway" and a["user"] == "demo"))')"; \
+	key() { echo "$$creds" | $(PY) -c 'import json, sys; \
+	  print(next(a["secret"] for a in json.load(sys.stdin)["accounts"] if a["service"] == "gateway" and a["user"] == sys.argv[1]))' "$$1"; }; \
+	code() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$$ca" "$$@" \
+	  -H 'Content-Type: application/json' -d '{}' "$$url"; }; \
 	echo "A request through the gateway with the demo API key: POST $$url"; \
-	curl -sS --fail-with-body --max-time 10 --cacert "$$ca" -H "Authorization: Bearer $$key" \
+	curl -sS --fail-with-body --max-time 10 --cacert "$$ca" -H "Authorization: Bearer $$(key demo)" \
 	  -H 'Content-Type: application/json' -d '{"input": "hello agent factory"}' "$$url"; echo; \
-	echo "The same request without a key: HTTP $$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
-	  --cacert "$$ca" -H 'Content-Type: application/json' -d '{}' "$$url")"; \
-	echo "URLs and accounts of the lab: .venv/bin/agentfactory lab credentials"
+	none="$$(code)"; limited="$$(code -H "Authorization: Bearer $$(key limited)")"; \
+	echo "The same request without a key: HTTP $$none (401 expected)"; \
+	echo "With the key of 'limited', a client allowed no agent: HTTP $$limited (403 expected)"; \
+	echo "URLs and accounts of the lab: .venv/bin/agentfactory lab credentials"; \
+	test "$$none" = 401 && test "$$limited" = 403
 
 # Molecule and the end-to-end lab run side by side: both spend most of their time waiting on
 # package downloads and health gates, and neither shares hosts or names with the other.

@@ -319,6 +319,14 @@ class AgentServer(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__(address, Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-request (a TCP health check, a timed-out probe) is routine:
+        # one debug line, not socketserver's traceback on stderr.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("%s hung up: %s", client_address[0], sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)
+
 
 def make_server(agent: Agent, host: str = "0.0.0.0", port: int = DEFAULT_PORT) -> AgentServer:
     """Bind (port 0 picks a free port: see ``server.server_address``); serve with serve_forever()."""

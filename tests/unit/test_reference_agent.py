@@ -12,6 +12,8 @@ import os
 import queue
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -351,3 +353,13 @@ def test_process_refuses_a_bad_config(run, tmp_path, text):
     agent = run("--config", str(config), "--port", "0", "--host", "127.0.0.1")
     assert agent.wait() == 2
     assert str(config) in "".join(agent.log)
+
+
+def test_a_client_hanging_up_mid_request_prints_no_traceback(serve, capfd):
+    _agent, port = serve()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET /heal")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+    time.sleep(0.5)
+    assert get_json(port, "/healthz")[0] == 200  # still serving
+    assert "Traceback" not in capfd.readouterr().err
