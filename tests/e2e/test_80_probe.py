@@ -4,17 +4,20 @@ After `agentfactory site` (monitoring, registry, gateway, a container agent and 
 behind the gateway), every TCP port listening on every lab host (`ss -ltn` on the host) is
 probed from a container on the lab network that is not a fleet host. Each must be filtered or
 refused, or speak TLS with a certificate of the lab's CA for that host and answer 401 or 403
-without credentials. SSH is the only exception. The table of what was found is printed.
+without credentials. SSH is the only exception. The table of what was found is printed. Then
+Docker restarts on one host: its agents' ports must stay guarded (the firewall's table is not
+one of the chains Docker rebuilds).
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 import yaml
-from labcli import LAB, agentfactory, host_names, on_host
+from labcli import LAB, agentfactory, host_name, host_names, on_host
 from test_20_agents import catalog as container_catalog
 from test_30_systemd_agent import gamma
 
@@ -75,6 +78,14 @@ def listening(index: int) -> list[tuple[str, int]]:
     return sorted(found, key=lambda item: (item[1], item[0]))
 
 
+def probe(outsider: str, targets: list[list]) -> list[str]:
+    """What the outsider meets at each [host, port]."""
+    res = subprocess.run(["docker", "exec", "-i", outsider, "python3", "-c", PROBE], input=json.dumps(targets),
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
 def reachable(address: str) -> bool:
     """Whether a listener's address is one another machine could connect to."""
     return not (address.startswith("127.") or address == "::1")
@@ -121,10 +132,7 @@ def test_outsider_reaches_nothing_plain_or_unauthenticated(outsider):
                 rows.append([host, f"{address}:{port}"])
             else:
                 rows.append([host, f"{address}:{port}", "loopback only"])
-    res = subprocess.run(["docker", "exec", "-i", outsider, "python3", "-c", PROBE], input=json.dumps(targets),
-                         capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    results = iter(json.loads(res.stdout))
+    results = iter(probe(outsider, targets))
     for row in rows:
         if len(row) == 2:
             row.append(next(results))
@@ -146,3 +154,17 @@ def test_outsider_reaches_nothing_plain_or_unauthenticated(outsider):
     results_by_port = {int(listener.rsplit(":", 1)[1]): result for _, listener, result in rows}
     assert results_by_port.get(28100) == "tls 401", results_by_port
     assert results_by_port.get(28400) == "tls 401", results_by_port
+
+
+def test_agent_ports_stay_guarded_across_a_docker_restart(outsider):
+    # Docker rebuilds its own chains when it starts; the firewall's table is not among them.
+    on_host(2, "systemctl", "restart", "docker")
+    deadline = time.monotonic() + 60
+    while True:
+        answer = on_host(1, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2",
+                         f"http://{host_name(2)}:18100/healthz", check=False).stdout
+        if answer == "200" or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert answer == "200", "the replica on host 2 did not come back for the gateway host"
+    assert probe(outsider, [[host_name(2), 18100], [host_name(2), 18101]]) == ["filtered", "filtered"]
