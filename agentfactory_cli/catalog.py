@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,12 +74,18 @@ DEFAULTS_VAR = "agentfactory_agent_defaults"
 
 NAME_MAX_LENGTH = 40
 MIN_MEMORY_BYTES = 6 * 1024 * 1024  # Docker refuses a memory limit below 6 MiB
+# More replicas of one agent on one host than this is a typo, not a plan (each is a container or a
+# unit, a host port and a health check); 60000 would exhaust the host's ports and processes.
+MAX_REPLICAS_PER_HOST = 100
 
-_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_PERCENT = r"^(100|[1-9][0-9]?)%$"
-_MEMORY = r"^([1-9][0-9]*)([bkmgBKMG])$"
-_PATH = r"^/\S*$"
+# The end of the text: in Python a bare `$` also matches before a final newline ("bot\n"), and
+# `\Z` is no JSON Schema (ECMA 262) regex; this means the same in both.
+_END = r"$(?!\n)"
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?" + _END
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*" + _END
+_PERCENT = r"^(100|[1-9][0-9]?)%" + _END
+_MEMORY = r"^([1-9][0-9]*)([bkmgBKMG])" + _END
+_PATH = r"^/\S*" + _END
 
 _MEMORY_UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -115,13 +122,13 @@ _AGENT_PROPERTIES: dict[str, dict[str, Any]] = {
     "image": {
         "type": "string",
         # No spaces, except inside Jinja expressions the inventory fills in ({{ registry_host }}).
-        "pattern": r"^(?:[^\s{]|\{(?!\{)|\{\{[^}]*\}\})+$",
+        "pattern": r"^(?:[^\s{]|\{(?!\{)|\{\{[^}]*\}\})+" + _END,
         "description": "an image reference without spaces, like registry.lab:5000/agents/sample:1.0",
     },
     "image_source": {"enum": ["registry", "archive"], "description": "one of 'registry', 'archive'"},
     "image_archive": {
         "type": "string",
-        "pattern": r"^\S(.*\S)?$",
+        "pattern": r"^\S(.*\S)?" + _END,
         "description": "the path of a `docker save` tarball on the controller",
     },
     "command": {
@@ -206,7 +213,7 @@ _AGENT_PROPERTIES: dict[str, dict[str, Any]] = {
         "uniqueItems": True,
         "items": {
             "type": "string",
-            "pattern": r"^(?!ALL$|CAP_)[A-Z][A-Z0-9_]*$",
+            "pattern": r"^(?!ALL$|CAP_)[A-Z][A-Z0-9_]*" + _END,
             "description": "a Linux capability without the CAP_ prefix, like NET_BIND_SERVICE (not ALL)",
         },
         "description": "a list of Linux capabilities a hardened container keeps (every other is dropped)",
@@ -471,9 +478,14 @@ def _is_integer(checker: Any, instance: Any) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
+def _is_number(checker: Any, instance: Any) -> bool:
+    # YAML's .nan and .inf are floats; no timeout, interval or CPU count can be one.
+    return isinstance(instance, (int, float)) and not isinstance(instance, bool) and math.isfinite(instance)
+
+
 _Validator = extend(
     Draft202012Validator,
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many({"integer": _is_integer, "number": _is_number}),
 )
 _Validator.check_schema(AGENT_SCHEMA)
 _Validator.check_schema(DEFAULTS_SCHEMA)
@@ -816,6 +828,9 @@ def _cross_checks(
         if source == "registry" and "image_archive" in own:
             out.append(("image_archive", "is only used when image_source is 'archive' (it is 'registry')"))
 
+    if ok("replicas") and merged["replicas"] > MAX_REPLICAS_PER_HOST:
+        out.append(("replicas", f"must be at most {MAX_REPLICAS_PER_HOST} per host (got {merged['replicas']})"))
+        bad.add("replicas")
     if ok("host_port", "port", "replicas"):
         first, replicas = merged["host_port"], merged["replicas"]
         if replicas and first + replicas - 1 > 65535:
@@ -852,13 +867,16 @@ def validate_catalog(
     *,
     defaults: Mapping[str, Any] | None = None,
     strict: bool = False,
+    reserved: Mapping[str, Mapping[int, str]] | None = None,
 ) -> list[CatalogProblem]:
     """Every problem in the catalog, sorted; an empty list means the catalog is valid.
 
     ``agents`` is the value of ``agentfactory_agents`` (``None`` counts as an empty catalog),
     ``groups`` maps the inventory's group names to their hosts (with ``all``), ``defaults`` is
     ``agentfactory_agent_defaults`` (checked with the same rules, minus ``name``). With
-    ``strict``, secrets must be vault-encrypted (see the module docstring).
+    ``strict``, secrets must be vault-encrypted (see the module docstring). ``reserved`` maps a
+    host to the ports the platform itself uses there (``{22: "SSH (ansible_port)"}``): no
+    replica's host port and no gateway port on a gateway host may be one of them.
 
     Problems are sorted by scope (the catalog, the defaults, then each agent in catalog
     order), then by field in the documented field order, then by message.
@@ -956,7 +974,29 @@ def validate_catalog(
                 f"port {entry.port} on {_hosts_text(shared)} (group '{GATEWAY_GROUP}') is already used by "
                 f"{owner} ({_ports(placed.first, placed.last)})", entry.index)
 
+    # Ports the platform listens on (SSH, exporters, monitoring, registry, gateway metrics).
+    for placed in placements:
+        for port, service, hosts in _reserved_hits(reserved, placed.hosts, placed.first, placed.last):
+            add(placed.label, "host_port", f"host port {port} on {_hosts_text(hosts)} is reserved for {service}",
+                placed.index)
+    for entry in gateway_ports:
+        hosts = sorted(gateway_hosts)
+        for port, service, hits in _reserved_hits(reserved, hosts, entry.port, entry.port):
+            add(entry.label, "gateway.port", f"port {port} on {_hosts_text(hits)} (group '{GATEWAY_GROUP}') "
+                f"is reserved for {service}", entry.index)
+
     return _sorted(problems)
+
+
+def _reserved_hits(reserved: Mapping[str, Mapping[int, str]] | None, hosts: Sequence[str], first: int,
+                   last: int) -> list[tuple[int, str, list[str]]]:
+    """(port, service, hosts) for each reserved port in first..last on some of `hosts`."""
+    found: dict[tuple[int, str], list[str]] = {}
+    for host in hosts:
+        for port, service in (reserved or {}).get(host, {}).items():
+            if first <= port <= last:
+                found.setdefault((port, service), []).append(host)
+    return [(port, service, hits) for (port, service), hits in sorted(found.items())]
 
 
 def _vault_outside_secrets(fields: Mapping[str, Any]) -> list[tuple[str, str]]:

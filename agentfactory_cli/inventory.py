@@ -7,10 +7,12 @@ that matches no host each give one clear message and exit code 4, with no host c
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agentfactory_cli import preflight, yamlcheck
 from agentfactory_cli.errors import InvalidInput
 from agentfactory_cli.lab import DEFAULT_LAB, Lab
 
@@ -48,13 +50,15 @@ def resolve(paths: list[str] | None, lab_name: str = DEFAULT_LAB, log=None) -> l
 
 def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | None = None,
          vault_passwords: dict[str, str] | None = None, strict: bool = False,
-         connections: bool = False) -> Inventory:
+         connections: bool = False, need_secrets: bool = False) -> Inventory:
     """Parse the inventory and check the agent catalog with Ansible's own loader.
 
     Raises InvalidInput on anything wrong, before any host is contacted. With `strict`,
     agent secrets must be vault-encrypted. `vault_ids` are vault password files (LABEL@FILE or
     FILE), `vault_passwords` typed passwords by vault id label. With `connections`, each host's
-    SSH settings are read too (logs and exec connect by themselves).
+    SSH settings are read too (logs and exec connect by themselves). With `need_secrets` (the
+    run writes agent secrets), a vaulted secret without a vault password is an error; with a
+    vault password, every secret must decrypt with it.
     """
     # Imported late: ansible's import is slow, and `--help` should not pay for it.
     from ansible import constants as C
@@ -65,6 +69,9 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
     # An unparsable source must be an error, as in our runs (ANSIBLE_INVENTORY_UNPARSED_FAILED).
     C.INVENTORY_UNPARSED_IS_FAILED = True
     C.INVENTORY_ANY_UNPARSED_IS_FAILED = True
+    # Our own reading first: Ansible's loader keeps the last of two duplicate keys, and an alias
+    # bomb or a value nested hundreds deep would hang it or end in a traceback.
+    yamlcheck.check_files(yamlcheck.inventory_files(paths))
     loader = DataLoader()
     if vault_ids or vault_passwords:
         _set_vault_secrets(loader, vault_ids or [], vault_passwords or {})
@@ -79,14 +86,20 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
         raise InvalidInput(f"inventory {', '.join(map(str, paths))} has no hosts")
     matched = hosts
     if limit:
-        with _collect_warnings([]):
-            manager.subset(limit)
-            matched = manager.get_hosts("all")
+        try:
+            with _collect_warnings([]):
+                manager.subset(limit)
+                matched = manager.get_hosts("all")
+        except (AnsibleError, re.error, ValueError, IndexError) as exc:
+            raise InvalidInput(f"--limit {limit!r} is not a valid host pattern: {str(exc).strip().splitlines()[0]}") \
+                from None
         if not matched:
             raise InvalidInput(f"--limit {limit!r} matches no host in the inventory")
         manager.remove_restriction()
     groups = {name: sorted(h.name for h in group.get_hosts()) for name, group in manager.groups.items()}
-    agents = _check_catalog(loader, manager, groups, strict=strict)
+    secrets = need_secrets or bool(vault_ids or vault_passwords)
+    agents = _check_catalog(loader, manager, groups, strict=strict, limited=[h.name for h in matched],
+                            secrets=secrets)
     return Inventory(paths=paths, groups=groups, agent_names=list(agents), agents=agents,
                      limited=[h.name for h in matched],
                      connections=_connections(loader, manager) if connections else {})
@@ -136,42 +149,95 @@ def _connections(loader, manager) -> dict[str, dict]:
     return found
 
 
-def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool) -> dict[str, dict]:
+def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool, limited: list[str],
+                   secrets: bool) -> dict[str, dict]:
     """Validate the agent catalog as every host sees it; all problems at once, or InvalidInput.
 
-    Returns the agents by name, normalised.
+    First as written (the schema and the cross-field rules, with the ports the platform uses on
+    each host), then, when that is clean, every agent rendered with the variables of each host it
+    is placed on, and checked again. Returns the agents by name, normalised (as written).
     """
     from ansible.errors import AnsibleError
+    from ansible.template import Templar
+    from ansible.vars.hostvars import HostVars
     from ansible.vars.manager import VariableManager
 
     from agentfactory_cli.catalog import CATALOG_VAR, DEFAULTS_VAR, normalise_agent, validate_catalog
 
     variables = VariableManager(loader=loader, inventory=manager)
+    # What a play has and get_vars alone does not: templates may read other hosts' variables.
+    variables._hostvars = HostVars(inventory=manager, variable_manager=variables, loader=loader)
     problems: dict[str, None] = {}  # ordered set: the same catalog seen by many hosts
-    agents: dict[str, dict] = {}
-    seen: set[tuple[int, int]] = set()
+    views: dict[str, tuple] = {}  # host -> (its variables, its templar)
+    reserved: dict[str, dict[int, str]] = {}
     for host in manager.get_hosts("all"):
         try:
-            hostvars = variables.get_vars(host=host, include_hostvars=False)
+            hostvars = variables.get_vars(host=host, include_hostvars=True)
         except AnsibleError as exc:
             reason = str(exc).strip().splitlines()[0]
-            hint = (" (a vault-encrypted file needs --vault-password-file, --vault-id or --ask-vault-pass)"
-                    if "vault" in reason.lower() else "")
-            raise InvalidInput(f"variables of host {host.name} cannot be read: {reason}{hint}") from None
+            raise InvalidInput(f"variables of host {host.name} cannot be read: {reason}"
+                               f"{preflight.vault_hint(reason)}") from None
+        templar = Templar(loader=loader, variables=hostvars)
+        views[host.name] = (hostvars, templar)
+        if CATALOG_VAR in hostvars and hostvars[CATALOG_VAR] is None:
+            problems[f"{CATALOG_VAR} is null{preflight.origin_of(hostvars[CATALOG_VAR])} on host {host.name}: "
+                     "write [] for no agents (a null catalog would remove every agent)"] = None
+        if host.name in limited:
+            problems.update(dict.fromkeys(preflight.connection_problems(host.name, hostvars, templar)))
+        try:
+            reserved[host.name] = preflight.reserved_ports(host.name, hostvars, templar, groups)
+        except AnsibleError as exc:
+            problems[f"host {host.name}: ansible_port: {str(exc).strip().splitlines()[0]}"] = None
+
+    agents: dict[str, dict] = {}
+    seen: set[tuple[int, int]] = set()
+    for hostvars, _templar in views.values():
         catalog, defaults = hostvars.get(CATALOG_VAR), hostvars.get(DEFAULTS_VAR)
         key = (id(catalog), id(defaults))
         if key in seen:
             continue
         seen.add(key)
-        for problem in validate_catalog(catalog, groups, defaults=defaults, strict=strict):
-            problems[str(problem)] = None
+        where = preflight.origin_of(catalog).strip(" ()")
+        for problem in validate_catalog(catalog, groups, defaults=defaults, strict=strict, reserved=reserved):
+            problems[f"{where}: {problem}" if where else str(problem)] = None
         for agent in catalog if isinstance(catalog, list) else []:
             if isinstance(agent, dict) and isinstance(agent.get("name"), str):
                 agents.setdefault(agent["name"], normalise_agent(agent, defaults))
+    if not problems:
+        problems.update(dict.fromkeys(_rendered_problems(views, groups, reserved, secrets)))
     if problems:
         lines = "\n  ".join(problems)
         raise InvalidInput(f"the agent catalog has {len(problems)} problem(s):\n  {lines}")
     return agents
+
+
+def _rendered_problems(views: dict[str, tuple], groups: dict[str, list[str]], reserved: dict[str, dict[int, str]],
+                       secrets: bool) -> list[str]:
+    """Each host's agents rendered with its variables (as the agent role will), then checked again:
+    an undefined variable, or a value that is only wrong once rendered (spaces in an image)."""
+    from agentfactory_cli.catalog import CATALOG_VAR, DEFAULTS_VAR, normalise_agent, resolve_hosts, validate_catalog
+
+    found: dict[str, str] = {}  # problem -> the first host it was seen for
+    for host, (hostvars, templar) in views.items():
+        catalog, defaults = hostvars.get(CATALOG_VAR) or [], hostvars.get(DEFAULTS_VAR) or {}
+        rendered_defaults, failures = preflight.render_agent(defaults, templar, secrets=secrets)
+        for name, message in failures:
+            found.setdefault(f"{preflight.origin_of(defaults).strip(' ()')}: {DEFAULTS_VAR}: field '{name}': "
+                             f"{message}", host)
+        rendered = []
+        for agent in catalog:
+            placed, _ = resolve_hosts(normalise_agent(agent, defaults)["hosts"], groups)
+            if host not in placed:
+                continue
+            result, failures = preflight.render_agent(agent, templar, secrets=secrets)
+            where = preflight.origin_of(agent).strip(" ()")
+            for name, message in failures:
+                found.setdefault(f"{where}: agent '{agent['name']}': field '{name}': {message}", host)
+            if not failures:
+                rendered.append(result)
+        for problem in validate_catalog(rendered, groups, defaults=rendered_defaults, reserved=reserved):
+            found.setdefault(f"{problem}", host)
+    return [f"{problem} (rendered for host {host})" for problem, host in found.items()]
 
 
 @contextmanager

@@ -1,0 +1,254 @@
+"""The inventory's YAML files read once by ourselves, before Ansible reads them.
+
+Ansible's loader follows YAML 1.1 and is forgiving where a mistake silently changes the fleet: a
+duplicate key keeps the last value (one warning, and an agent is gone), `1` and `"1"` are two
+keys that become one once rendered, `port: 0100` is 64 and `yes` is true. And a small file can
+cost it minutes or a traceback: a "billion laughs" of aliases, or values nested hundreds deep.
+Each of those is refused here with the file and line, before any other parsing.
+
+The checks run on PyYAML's event stream first (not recursive, so nesting and the size that
+aliases expand to are bounded before anything is built), then on the composed nodes, which keep
+the line of every value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+
+from agentfactory_cli.catalog import CATALOG_VAR, DEFAULTS_VAR
+from agentfactory_cli.errors import InvalidInput
+
+# Nodes a file may expand to once every alias is replaced by what it names: a big inventory has a
+# few ten thousand; a 1 KB alias bomb has billions.
+MAX_NODES = 200_000
+# Mappings and lists inside each other: a catalog needs about 6 levels, Ansible fails near 300.
+MAX_DEPTH = 64
+
+_SUFFIXES = (".yml", ".yaml", ".json")
+_VARS_DIRS = ("group_vars", "host_vars")
+
+# YAML 1.1 spellings of booleans other than true/false, and the ints that are not plain decimal
+# (octal 0100, 0o100, hex, binary, 1_000, sexagesimal 1:30).
+_BOOL_WORDS = re.compile(r"(?i:yes|no|y|n|on|off)")
+_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+_INT_TAG = "tag:yaml.org,2002:int"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+try:  # the C parser when PyYAML has it: the same results, faster
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _Loader
+
+
+def inventory_files(paths: Iterable[Path]) -> list[Path]:
+    """The YAML files Ansible reads for these inventory sources: a YAML inventory file, and the
+    group_vars and host_vars beside it (or, for a directory, every YAML file in it)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            candidates = [p for p in sorted(path.rglob("*")) if p.is_file()
+                          and (p.suffix in _SUFFIXES or (not p.suffix and _in_vars_dir(p, path)))]
+        else:
+            candidates = [path] if path.suffix in _SUFFIXES else []
+            for name in _VARS_DIRS:
+                directory = path.parent / name
+                if directory.is_dir():
+                    candidates += [p for p in sorted(directory.rglob("*"))
+                                   if p.is_file() and (p.suffix in _SUFFIXES or not p.suffix)]
+        found += [p for p in candidates if p not in found]
+    return found
+
+
+def _in_vars_dir(path: Path, root: Path) -> bool:
+    return any(part in _VARS_DIRS for part in path.relative_to(root).parts[:-1])
+
+
+def check_files(paths: Iterable[Path]) -> None:
+    """Every problem of every file at once, as InvalidInput; nothing when all are fine."""
+    problems: list[str] = []
+    for path in paths:
+        problems += check_text(path.read_text(errors="replace"), _display(path))
+    if len(problems) == 1:
+        raise InvalidInput(problems[0])
+    if problems:
+        lines = "\n  ".join(problems)
+        raise InvalidInput(f"the inventory has {len(problems)} problem(s):\n  {lines}")
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def check_text(text: str, name: str) -> list[str]:
+    """The problems of one YAML document stream, each `FILE:LINE: message`."""
+    if text.lstrip().startswith("$ANSIBLE_VAULT;"):
+        return []  # a whole-file vault: Ansible decrypts it (its inline values are checked later)
+    try:
+        problem = _check_events(text, name)
+        if problem:
+            return [problem]
+        nodes = yaml.compose_all(text, Loader=_Loader)
+        problems: list[str] = []
+        for node in nodes:
+            if node is not None:
+                problems += _Walk(name).run(node)
+        return problems
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        return [f"{name}{line}: cannot be parsed: YAML parsing failed: {exc.problem or exc.context}"]
+    except yaml.YAMLError as exc:
+        return [f"{name}: cannot be parsed: YAML parsing failed: {str(exc).splitlines()[0]}"]
+
+
+def _check_events(text: str, name: str) -> str:
+    """The nesting depth and the expanded size, from the event stream (nothing is built)."""
+    depth = 0
+    total = 0
+    sizes: dict[str, int] = {}  # anchor -> nodes it stands for
+    open_anchors: list[tuple[str | None, int]] = []  # (anchor, total when its collection began)
+    for event in yaml.parse(text, Loader=_Loader):
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            total += sizes.get(event.anchor, 1)
+        elif isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)):
+            total += 1
+            if isinstance(event, yaml.ScalarEvent):
+                if event.anchor:
+                    sizes[event.anchor] = 1
+            else:
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return f"{name}:{line}: values nested more than {MAX_DEPTH} levels deep (refused)"
+                open_anchors.append((event.anchor, total))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            anchor, start = open_anchors.pop()
+            if anchor:
+                sizes[anchor] = total - start + 1
+        if total > MAX_NODES:
+            return (f"{name}:{line}: the aliases (*name) expand to more than {MAX_NODES} values "
+                    "(refused: a file this size cannot mean that many)")
+    return ""
+
+
+class _Walk:
+    """Duplicate and colliding keys anywhere; YAML 1.1 surprises inside the catalog."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.problems: list[tuple[int, str]] = []
+        self.constructor = _Loader("")
+
+    def run(self, root: yaml.Node) -> list[str]:
+        # (node, where in the catalog: None outside it, else (variable, agent, field path))
+        stack: list[tuple[yaml.Node, tuple | None]] = [(root, None)]
+        seen: set[int] = set()
+        while stack:
+            node, where = stack.pop()
+            if id(node) in seen:  # an alias: checked where its anchor is
+                continue
+            seen.add(id(node))
+            if isinstance(node, yaml.ScalarNode):
+                if where is not None:
+                    self._scalar(node, where)
+            elif isinstance(node, yaml.SequenceNode):
+                for index, item in enumerate(node.value):
+                    stack.append((item, self._item(where, index, item)))
+            elif isinstance(node, yaml.MappingNode):
+                self._keys(node, where)
+                for key, value in node.value:
+                    if where is not None and isinstance(key, yaml.ScalarNode):
+                        self._scalar(key, where, key=True)
+                    stack.append((value, self._child(where, key, value)))
+        return [message for _line, message in sorted(self.problems)]
+
+    # Where a value sits in the catalog ----------------------------------------------------
+
+    @staticmethod
+    def _child(where: tuple | None, key: yaml.Node, value: yaml.Node) -> tuple | None:
+        if not isinstance(key, yaml.ScalarNode):
+            return where
+        if where is None:
+            if key.value in (CATALOG_VAR, DEFAULTS_VAR):
+                return (key.value, None, "")
+            return None
+        variable, agent, path = where
+        return (variable, agent, f"{path}.{key.value}" if path else key.value)
+
+    @staticmethod
+    def _item(where: tuple | None, index: int, item: yaml.Node) -> tuple | None:
+        if where is None:
+            return None
+        variable, agent, path = where
+        if variable == CATALOG_VAR and agent is None and not path:
+            name = next((v.value for k, v in getattr(item, "value", []) if isinstance(item, yaml.MappingNode)
+                         and isinstance(k, yaml.ScalarNode) and k.value == "name"
+                         and isinstance(v, yaml.ScalarNode)), None)
+            return (variable, f"agent '{name}'" if name else f"agent #{index + 1}", "")
+        return (variable, agent, f"{path}[{index}]")
+
+    def _add(self, node: yaml.Node, where: tuple | None, message: str) -> None:
+        line = node.start_mark.line + 1
+        prefix = f"{self.name}:{line}: "
+        if where is not None:
+            variable, agent, path = where
+            prefix += f"{agent or variable}: " + (f"field '{path}': " if path else "")
+        self.problems.append((line, prefix + message))
+
+    # The rules --------------------------------------------------------------------------
+
+    def _keys(self, node: yaml.MappingNode, where: tuple | None) -> None:
+        first: dict[str, yaml.ScalarNode] = {}
+        for key, _value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+                continue
+            text = _as_text(self.constructor.construct_object(key))
+            earlier = first.setdefault(text, key)
+            if earlier is key:
+                continue
+            line = earlier.start_mark.line + 1
+            if (earlier.tag, earlier.value) == (key.tag, key.value):
+                message = (f"key {key.value!r} appears twice in one mapping (also on line {line}); YAML "
+                           "keeps only the last one")
+            else:
+                message = (f"keys {_source(earlier)} (line {line}) and {_source(key)} both become {text!r} "
+                           "once rendered: keep one")
+            self._add(key, where, message)
+
+    def _scalar(self, node: yaml.ScalarNode, where: tuple, key: bool = False) -> None:
+        if node.style:  # quoted or a block: a string, as written
+            return
+        what = f"key {node.value}" if key else node.value
+        if node.tag == _INT_TAG and not _DECIMAL.fullmatch(node.value):
+            value = self.constructor.construct_object(node)
+            self._add(node, where, f"{what} is read as the number {value} by YAML 1.1: write the number in plain "
+                                   "decimal, or quote it for a string")
+        elif node.tag == _BOOL_TAG and _BOOL_WORDS.fullmatch(node.value):
+            value = "true" if self.constructor.construct_object(node) else "false"
+            self._add(node, where, f"{what} is read as {value} by YAML 1.1 (and as a string by YAML 1.2): "
+                                   f"write {value}, or quote it for a string")
+        elif node.tag == _FLOAT_TAG and not re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", node.value):
+            self._add(node, where, f"{what} is not a finite number in plain notation (quote it for a string)")
+
+
+def _as_text(value: object) -> str:
+    """A key as it reads once rendered (to YAML, JSON or an environment)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def _source(node: yaml.ScalarNode) -> str:
+    return repr(node.value) if node.style else node.value
