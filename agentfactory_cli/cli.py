@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from agentfactory_cli import __version__, config, errors
 from agentfactory_cli import inventory as inv
@@ -23,8 +24,13 @@ from agentfactory_cli.verbs import VERBS, Verb, _image_push
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+# --wait without a value: how long a run queues behind another on the same fleet, in seconds.
+WAIT_DEFAULT = 1800
+
 # The verbs whose --agent names exactly one agent.
 ONE_AGENT_VERBS = ("scale", "update")
+# The verbs that write agent secrets to hosts: their vault values must decrypt before the run.
+SECRET_VERBS = ("deploy", "scale", "update", "site", "rotate")
 
 CONFIG_HELP = """\
 Each setting comes from, in this order: its flag, its environment variable AGENTFACTORY_<NAME>,
@@ -121,6 +127,9 @@ def _playbook_options(changes: bool = True, strict: bool = True) -> argparse.Arg
     if changes:
         g.add_argument("-C", "--check", action="store_true", help="dry run: report what would change, change nothing")
         g.add_argument("-D", "--diff", action="store_true", help="show the changes made (or, with --check, planned)")
+        g.add_argument("--wait", nargs="?", type=_positive_int, const=WAIT_DEFAULT, metavar="SECONDS",
+                       help="when another run holds this fleet, wait for it to end, at most SECONDS "
+                            f"(default {WAIT_DEFAULT}) instead of failing at once (exit 75)")
     g.add_argument("-v", "--verbose", action="count", default=0,
                    help="show Ansible's own output (-vvv for connection debugging)")
     g.add_argument("--json", action="store_true",
@@ -265,7 +274,8 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
     inventories = inv.resolve(args.inventory, lab_name=args.lab, log=log)
     vault = vault_options(args, inventories)
     loaded = inv.load(inventories, limit=args.limit, vault_ids=vault.ids_for_load,
-                      vault_passwords=vault.prompted, strict=getattr(args, "strict", False))
+                      vault_passwords=vault.prompted, strict=getattr(args, "strict", False),
+                      need_secrets=args.verb in SECRET_VERBS)
     unknown = sorted(set(getattr(args, "agent", None) or []) - set(loaded.agent_names))
     if unknown:
         known = ", ".join(loaded.agent_names) or "none"
@@ -295,6 +305,8 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
         targets=targets,
         agents=list(loaded.agent_names),
         hosts=list(loaded.limited),
+        fleet=list(loaded.groups.get("all") or loaded.limited),
+        wait=getattr(args, "wait", None),
         extra_vars=[_extra_vars(e) for e in args.extra_vars],
         tags=args.tags,
         skip_tags=args.skip_tags,
@@ -414,7 +426,7 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
     from agentfactory_cli.display import RunDisplay
     from agentfactory_cli.runner import run_playbook
 
-    req = playbook_request(args, log=lambda m: _err.print(f"[dim]{m}[/]"))
+    req = playbook_request(args, log=_log)
     if args.verb == "destroy":
         _confirm_destroy(args, req)
     display = RunDisplay(json_mode=args.json, verbosity=args.verbose, show_diff=req.diff)
@@ -441,7 +453,9 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
 
 
 def _log(message: str) -> None:
-    _err.print(f"[dim]{message}[/]")
+    from agentfactory_cli.display import plain
+
+    _err.print(plain(message, "dim"))
 
 
 def _image(args: argparse.Namespace) -> int:
@@ -586,7 +600,10 @@ def main(argv: list[str] | None = None) -> int:
             return _remote(args)
         return _run_playbook_verb(args)
     except errors.AgentFactoryError as exc:
-        _err.print(f"[red]error:[/] {exc}")
+        from agentfactory_cli.display import plain
+
+        # The message quotes inventories and catalogs: text, never markup.
+        _err.print(Text.assemble(("error:", "red"), " ", plain(exc)))
         return exc.exit_code
     except KeyboardInterrupt:
         _err.print("[yellow]interrupted[/]")

@@ -2,11 +2,17 @@
 
 Progress and messages go to stderr; the recap (or, with --json, the one JSON document) to
 stdout, so `agentfactory bootstrap --json | jq` always gets clean input.
+
+Whatever comes from hosts, inventories or catalogs (host and task names, messages, facts) is
+shown through plain(): as text, never as rich markup, with control characters made visible, so
+that it can neither break the display nor drive the terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import sys
 import time
 from collections import defaultdict
@@ -19,6 +25,26 @@ from rich.text import Text
 
 from agentfactory_cli import errors
 from agentfactory_cli.runner import _STATS_KEYS, RECAP_KEYS, RunResult
+
+# C0 and C1 controls, DEL, and the bidi controls that reorder what a terminal shows ("\n" and
+# "\t" stay: multi-line messages are fine).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\r": "\\r", "\x1b": "\\x1b"}
+
+
+def clean(value: Any) -> str:
+    """The text of a value from outside, with every control character escaped visibly."""
+    def escape(m: re.Match) -> str:
+        c = m.group()
+        return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+    return _CONTROL.sub(escape, str(value))
+
+
+def plain(value: Any, style: str = "") -> Text:
+    """A value from outside as rich text: never markup, controls escaped."""
+    return Text(clean(value), style=style)
+
 
 _COUNTED = {
     "runner_on_ok": "ok",
@@ -77,15 +103,15 @@ class RunDisplay:
         self.task = ""
         self.started = time.monotonic()
         self._live: Live | None = None
+        self._display_broken = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self, req) -> None:
         self.started = time.monotonic()
         mode = " (check mode)" if req.check else ""
-        self.err.print(f"[bold]{req.verb}[/]: playbooks/{req.playbook}{mode} "
-                       f"on {', '.join(str(p) for p in req.inventories)}"
-                       + (f" --limit {req.limit}" if req.limit else ""))
+        where = f"playbooks/{req.playbook}{mode} on {', '.join(str(p) for p in req.inventories)}"
+        self.say(Text.assemble((req.verb, "bold"), ": ", plain(where + (f" --limit {req.limit}" if req.limit else ""))))
         if self.err.is_terminal and not self.verbosity:
             self._live = Live(self._render(), console=self.err, refresh_per_second=8, transient=True)
             self._live.start()
@@ -96,7 +122,17 @@ class RunDisplay:
             self._live = None
 
     def note(self, message: str) -> None:
-        self.err.print(f"[yellow]{message}[/]")
+        self.say(plain(message, "yellow"))
+
+    def say(self, renderable) -> None:
+        """Print to stderr; a display that fails says so once and the run goes on."""
+        try:
+            self.err.print(renderable)
+        except Exception as exc:  # a terminal gone, a rich bug: never the run's end
+            if not self._display_broken:
+                self._display_broken = True
+                sys.stderr.write(f"warning: the display failed ({type(exc).__name__}: {str(exc)[:300]!r}); "
+                                 "the run goes on\n")
 
     # --- events ----------------------------------------------------------------------------
 
@@ -105,11 +141,11 @@ class RunDisplay:
         data = ev.get("event_data", {})
         host = data.get("host")
         if self.verbosity and ev.get("stdout"):
-            self.err.print(Text(ev["stdout"]))
+            self.say(plain(ev["stdout"]))
         if name == "playbook_on_play_start":
             self.play = data.get("play", "")
             if not self._live and not self.verbosity:
-                self.err.print(f"[cyan]PLAY[/] {self.play}")
+                self.say(Text.assemble(("PLAY", "cyan"), " ", plain(self.play)))
         elif name == "playbook_on_task_start":
             self.task = data.get("task", "")
         elif name == "runner_on_start" and host:
@@ -119,13 +155,15 @@ class RunDisplay:
             self.in_flight.pop(host, None)
             self._count(name, host, data)
             if self.show_diff and not self.verbosity and (data.get("res") or {}).get("diff") and ev.get("stdout"):
-                self.err.print(Text(ev["stdout"]))  # ansible's own rendering of the diff
+                self.say(plain(ev["stdout"]))  # ansible's own rendering of the diff
         elif name == "playbook_on_stats":
             self.stats = {key: {} for key in RECAP_KEYS}
             for ours, theirs in _STATS_KEYS.items():
                 self.stats[ours] = dict(data.get(theirs) or {})
         if self._live:
-            self._live.update(self._render())
+            # The counts above are what matters; the next event redraws.
+            with contextlib.suppress(Exception):
+                self._live.update(self._render())
         return True  # keep the event in the run's artifacts
 
     def _count(self, name: str, host: str, data: dict[str, Any]) -> None:
@@ -141,7 +179,8 @@ class RunDisplay:
                        "message": failure_message(res)}
             self.failures.append(failure)
             style = "red" if key == "failed" else "magenta"
-            self.err.print(f"[{style}]{key.upper()}[/] {host} | {failure['task']}: {failure['message']}")
+            text = f"{host} | {failure['task']}: {failure['message']}"
+            self.say(Text.assemble((key.upper(), style), " ", plain(text)))
 
     def recap_counts(self) -> dict[str, dict[str, int]]:
         """Per-host recap: from ansible's own stats when the run got that far, else our counts."""
@@ -154,15 +193,15 @@ class RunDisplay:
 
     def _render(self):
         elapsed = time.monotonic() - self.started
-        head = Text.assemble(("PLAY ", "cyan"), self.play or "starting", (f"  {elapsed:5.0f}s", "dim"))
+        head = Text.assemble(("PLAY ", "cyan"), plain(self.play or "starting"), (f"  {elapsed:5.0f}s", "dim"))
         table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
         for col in ("host", "task in flight", "ok", "changed", "failed"):
             table.add_column(col, justify="right" if col in ("ok", "changed", "failed") else "left")
         for host in sorted(self.counts):
             c = self.counts[host]
             bad = c["failed"] or c["unreachable"]
-            table.add_row(Text(host, style="red" if bad else ""),
-                          self.in_flight.get(host, "[dim]-[/]"),
+            table.add_row(plain(host, "red" if bad else ""),
+                          plain(self.in_flight[host]) if host in self.in_flight else Text("-", style="dim"),
                           str(c["ok"]), str(c["changed"]), str(c["failed"] + c["unreachable"]))
         return Group(head, table)
 
@@ -172,7 +211,7 @@ class RunDisplay:
     def finish(self, result: RunResult) -> None:
         self.stop()
         if result.error:
-            self.err.print(Text(result.error, style="red"))
+            self.say(plain(result.error, "red"))
         if self.json_mode:
             sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
             sys.stdout.flush()
@@ -183,7 +222,7 @@ class RunDisplay:
             table.add_column(key, justify="right")
         styles = {"changed": "yellow", "failed": "red", "unreachable": "magenta"}
         for host, counts in result.hosts.items():
-            table.add_row(host, *[
+            table.add_row(plain(host), *[
                 Text(str(counts[k]), style=styles.get(k, "") if counts[k] else "dim") for k in RECAP_KEYS
             ])
         if result.hosts:
@@ -193,4 +232,4 @@ class RunDisplay:
         elapsed = time.monotonic() - self.started
         verdict = verdict_of(result)
         self.out.print(f"Result: {verdict} (exit {result.exit_code}, {result.status}, {elapsed:.1f}s)")
-        self.out.print(f"Artifacts: {result.artifacts}")
+        self.out.print(Text.assemble("Artifacts: ", plain(result.artifacts)))

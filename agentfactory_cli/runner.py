@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import functools
 import json
 import os
 import re
@@ -15,11 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentfactory_cli import errors
+from agentfactory_cli import errors, lock
 from agentfactory_cli.paths import ensure_collection_link, project_root, state_dir
 
 # Names the file that stops a run between tasks (plugins/strategy/stoppable.py reads it).
 STOP_FILE_ENV = "AGENTFACTORY_STOP_FILE"
+
+# Run artifact directories kept (runs in progress are never removed: lock.rotate_artifacts).
+KEEP_RUNS = 50
+# Below this much free space where the artifacts go, a run is refused before it starts.
+MIN_FREE_BYTES = 16 * 1024 * 1024
 
 # Counters of the per-host recap, named as in ansible's own recap.
 RECAP_KEYS = ("ok", "changed", "failed", "unreachable", "skipped")
@@ -47,6 +56,10 @@ class PlaybookRequest:
     # What the checked input holds: the catalog's agents and the hosts the run is limited to.
     agents: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
+    # Every host of the inventory, whatever the limit: what the run's lock is named after (lock.py).
+    fleet: list[str] = field(default_factory=list)
+    # --wait: seconds to wait for another run on the fleet to end (None: fail at once).
+    wait: float | None = None
     # ansible-playbook's own options, passed through as the operator gave them (paths made absolute:
     # ansible-playbook runs in the project directory).
     extra_vars: list[str] = field(default_factory=list)  # -e, in order; the verb's extravars come last
@@ -82,6 +95,8 @@ class RunResult:
         """Our documented exit code (see errors.EXIT_CODES_HELP)."""
         if self.canceled or self.status == "canceled":
             return errors.EXIT_INTERRUPTED
+        if self.status == "error":  # the run itself broke (disk full...), whatever the hosts said
+            return errors.EXIT_ERROR
         if any(h["unreachable"] for h in self.hosts.values()):
             return errors.EXIT_UNREACHABLE
         if any(h["failed"] for h in self.hosts.values()):
@@ -164,7 +179,8 @@ def build_runner_kwargs(req: PlaybookRequest, ident: str) -> dict[str, Any]:
         "private_data_dir": str(state_dir() / "runner"),
         "artifact_dir": str(state_dir() / "runs"),
         "ident": ident,
-        "rotate_artifacts": 50,
+        # Ours instead (lock.rotate_artifacts): ansible-runner's deletes runs still in progress.
+        "rotate_artifacts": 0,
         "project_dir": str(root),
         "playbook": str(root / "playbooks" / req.playbook),
         "inventory": [str(p) for p in req.inventories],
@@ -222,22 +238,124 @@ class _Cancel:
             self.requested.set()
             return
         self.stopping.set()
-        self.stop_path.touch()
+        try:
+            self.stop_path.touch()
+        except OSError:  # a full disk, say: no way to ask for a stop between tasks, so stop now
+            self.requested.set()
 
     def __call__(self) -> bool:
         return self.requested.is_set()
 
 
+# ansible-playbook's pid, in the thread that started it (see _install_spawn_hook).
+_spawned = threading.local()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int, prctl) -> None:
+    """In the child, before exec: SIGTERM when the thread that started it ends, which includes
+    the CLI being killed (SIGKILL too). ansible-playbook's own SIGTERM handler then stops its
+    workers' process groups, so nothing is left behind."""
+    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl
+        os._exit(1)
+
+
+def _install_spawn_hook() -> None:
+    """Make ansible-runner's pexpect.spawn start ansible-playbook with _die_with_parent.
+
+    ansible-runner has no option for this (it calls pexpect.spawn without preexec_fn), and its
+    child ignores SIGHUP, so without this a killed CLI leaves ansible-playbook running.
+    """
+    import pexpect
+
+    if sys.platform != "linux" or getattr(pexpect.spawn, "agentfactory_hook", False):
+        return
+    # Loaded here, not in the forked child (dlopen after fork in a threaded process can hang).
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    class Spawn(pexpect.spawn):
+        agentfactory_hook = True
+
+        def __init__(self, *args: Any, preexec_fn=None, **kwargs: Any) -> None:
+            hook = preexec_fn or functools.partial(_die_with_parent, os.getpid(), prctl)
+            super().__init__(*args, preexec_fn=hook, **kwargs)
+            _spawned.pid = self.pid
+
+    pexpect.spawn = Spawn
+
+
+def _guarded(handler, report):
+    """The event handler as ansible-runner calls it: a display that breaks (whatever a host sent)
+    is reported once and the run goes on; the event is still kept in the artifacts."""
+    broken: list[BaseException] = []
+
+    def event(ev: dict[str, Any]) -> bool:
+        try:
+            return handler(ev)
+        except Exception as exc:  # any display bug, never the run's end
+            if not broken:
+                broken.append(exc)
+                report(exc)
+            return True
+
+    return event
+
+
+def _report_display_error(exc: BaseException) -> None:
+    with contextlib.suppress(Exception):
+        sys.stderr.write(f"warning: the display failed on an event ({type(exc).__name__}: "
+                         f"{str(exc)[:300]!r}); the run goes on, see its artifacts for the events\n")
+
+
+def _check_free_space(path: Path) -> None:
+    import shutil
+
+    free = shutil.disk_usage(path).free
+    if free < MIN_FREE_BYTES:
+        raise errors.AgentFactoryError(
+            f"not enough free space for the run's artifacts in {path}: {free // 1024 ** 2} MiB free, "
+            f"{MIN_FREE_BYTES // 1024 ** 2} MiB needed; free some space (old runs are in {path})")
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def run_playbook(req: PlaybookRequest, display) -> RunResult:
     """Run one playbook, feeding every event to `display`; Ctrl-C stops the run cleanly."""
-    import ansible_runner  # imported late: `agentfactory --help` stays fast
+    from ansible_runner.interface import init_runner  # imported late: `agentfactory --help` stays fast
 
     ident = new_ident(req.verb)
     kwargs = build_runner_kwargs(req, ident)
+    runs = Path(kwargs["artifact_dir"])
+    artifacts = runs / ident
     _private_dir(Path(kwargs["private_data_dir"]))
-    _private_dir(Path(kwargs["artifact_dir"]))
-    _private_dir(Path(kwargs["artifact_dir"]) / ident)
+    _private_dir(runs)
+    _check_free_space(runs)
+    fleet = None
+    if req.verb not in lock.READ_ONLY_VERBS:
+        fleet = lock.acquire_fleet(req.fleet or req.hosts, lock.holder_info(req.verb, artifacts),
+                                   wait=req.wait, log=display.note)
+    try:
+        if fleet and fleet.took_over:
+            display.note(f"Took over the lock left by {lock.describe(fleet.took_over)}: that process is gone.")
+        _private_dir(artifacts)
+        marker = lock.RunMarker(artifacts)
+        try:
+            lock.rotate_artifacts(runs, KEEP_RUNS)
+            return _run(req, display, ident, kwargs, artifacts, init_runner)
+        finally:
+            marker.release()
+    finally:
+        if fleet:
+            fleet.release()
+
+
+def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], artifacts: Path,
+         init_runner) -> RunResult:
     ensure_collection_link()
+    _install_spawn_hook()
     kept_env = set(kwargs["envvars"])
 
     def on_status(data: dict[str, Any], runner_config=None) -> None:
@@ -250,10 +368,25 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
     # Our own handler, because a shell that starts us in the background leaves SIGINT ignored,
     # and KeyboardInterrupt can land anywhere. SIGTERM is handled as Ctrl-C.
     previous = {sig: signal.signal(sig, cancel.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    crash: list[BaseException] = []
     try:
-        thread, runner = ansible_runner.run_async(
-            **kwargs, event_handler=display.event, cancel_callback=cancel, status_handler=on_status,
-        )
+        runner = init_runner(**kwargs, event_handler=_guarded(display.event, _report_display_error),
+                             cancel_callback=cancel, status_handler=on_status)
+
+        def target() -> None:
+            # Our thread rather than run_async's, to see why ansible-runner stopped (a write that
+            # failed on a full disk, ...); ansible-playbook then gets SIGTERM (_die_with_parent).
+            try:
+                runner.run()
+            except Exception as exc:  # reported as the run's error below
+                crash.append(exc)
+                pid = getattr(_spawned, "pid", None)
+                if pid:
+                    with contextlib.suppress(OSError):
+                        os.killpg(pid, signal.SIGTERM)  # the pty made it a group leader
+
+        thread = threading.Thread(target=target, name="ansible-runner", daemon=True)
+        thread.start()
         noted = hard_noted = False
         while thread.is_alive():
             thread.join(0.2)
@@ -271,19 +404,28 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
     # ansible-runner may finish writing the final events just after its thread ends.
     time.sleep(0.05)
     hosts = display.recap_counts()
-    artifacts = Path(kwargs["artifact_dir"]) / ident
-    scrub_command_artifact(artifacts, kept_env)  # in case the run ended before 'running'
+    with contextlib.suppress(OSError):
+        scrub_command_artifact(artifacts, kept_env)  # in case the run ended before 'running'
     error = ""
     stopped = cancel.stopping.is_set()
-    if runner.rc not in (0, None) and not display.failures and not stopped:
+    status = "canceled" if stopped else runner.status
+    if crash:
+        exc = crash[0]
+        status = "error"
+        if _disk_full(exc):
+            error = (f"the disk holding the run's artifacts is full ({artifacts.parent}: {exc.strerror}); "
+                     "the run was stopped: free some space and run again")
+        else:
+            error = f"the run broke off: {type(exc).__name__}: {exc}"
+    elif runner.rc not in (0, None) and not display.failures and not stopped:
         error = _ansible_error(artifacts / "stdout")
     return RunResult(
-        status="canceled" if stopped else runner.status,
+        status=status,
         ansible_rc=runner.rc,
         hosts=hosts,
         artifacts=artifacts,
         failures=list(display.failures),
-        canceled=stopped,
+        canceled=stopped and not crash,
         error=error,
     )
 

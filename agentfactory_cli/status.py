@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentfactory_cli import errors
-from agentfactory_cli.display import RunDisplay
+from agentfactory_cli.display import RunDisplay, clean, plain
 from agentfactory_cli.runner import RunResult
 
 
@@ -70,7 +70,7 @@ class StatusDisplay(RunDisplay):
         self.stop()
         agents, replicas = fleet_summary(self.health)
         if result.error:
-            self.err.print(Text(result.error, style="red"))
+            self.say(plain(result.error, "red"))
         if self.json_mode:
             doc = {**result.to_json(), "rc": self.exit_code(result), "healthy": self.healthy(),
                    "agents": agents, "replicas": replicas}
@@ -82,24 +82,25 @@ class StatusDisplay(RunDisplay):
                 table.add_column(col, justify="right" if col in ("latency", "restarts", "cpu", "memory") else "left")
             for r in replicas:
                 good = r.get("health") == "healthy"
-                health = Text(r.get("health") or "-", style="green" if good else "red")
+                health = plain(r.get("health") or "-", "green" if good else "red")
                 if not good and r.get("error"):
-                    health.append(f" ({r['error']})", style="dim")
+                    health.append(f" ({clean(r['error'])})", style="dim")
                 latency = f"{r['latency_ms']:.0f} ms" if isinstance(r.get("latency_ms"), int | float) else "-"
                 cpu = f"{r['cpu_percent']:.1f}%" if isinstance(r.get("cpu_percent"), int | float) else "-"
-                table.add_row(r.get("agent", "?"), r["host"], r.get("name", "?"), r.get("state") or "-", health,
-                              latency, str(r.get("restarts") if r.get("restarts") is not None else "-"), cpu,
+                table.add_row(plain(r.get("agent", "?")), plain(r["host"]), plain(r.get("name", "?")),
+                              plain(r.get("state") or "-"), health, latency,
+                              plain(r.get("restarts") if r.get("restarts") is not None else "-"), cpu,
                               _memory(r.get("memory_bytes")))
             self.out.print(table)
         elif not result.failures:
             self.out.print("No agents are placed on these hosts (agentfactory_agents is empty or matches none).")
         for name, a in sorted(agents.items()):
             style = "green" if a["healthy"] == a["desired"] else "red"
-            self.out.print(f"[{style}]{name}: {a['healthy']}/{a['desired']} healthy[/] "
-                           f"({a['running']} running on {a['hosts']} host(s))")
+            self.out.print(Text.assemble(plain(f"{name}: {a['healthy']}/{a['desired']} healthy", style),
+                                         f" ({a['running']} running on {a['hosts']} host(s))"))
         if result.exit_code != errors.EXIT_OK:
             self.out.print(f"[red]Status incomplete (exit {result.exit_code}): see the messages above.[/]")
-        self.out.print(f"Artifacts: {result.artifacts}")
+        self.out.print(Text.assemble("Artifacts: ", plain(result.artifacts)))
 
 
 def _few(hosts: list[str], shown: int = 5) -> str:
@@ -124,7 +125,7 @@ class CheckDisplay(RunDisplay):
     def start(self, req) -> None:
         # Printed before any host is contacted: host failures come after it, as they happen.
         if not self.json_mode:
-            self.err.print(f"[green]{self.input_verdict(req)}[/]")
+            self.say(plain(self.input_verdict(req), "green"))
         super().start(req)
 
     def event(self, ev: dict[str, Any]) -> bool:
@@ -137,7 +138,7 @@ class CheckDisplay(RunDisplay):
     def finish(self, result: RunResult) -> None:
         self.stop()
         if result.error:
-            self.err.print(Text(result.error, style="red"))
+            self.say(plain(result.error, "red"))
         problems: dict[str, list[str]] = defaultdict(list)
         for f in result.failures:
             problems[f["host"]].append(f["message"] if f["kind"] == "failed" else f"unreachable: {f['message']}")
@@ -154,28 +155,29 @@ class CheckDisplay(RunDisplay):
             f = self.facts.get(host, {})
             bad = problems.get(host)
             verdict = Text("problems" if bad else "ready", style="red" if bad else "green")
-            table.add_row(host, verdict, f.get("os", "-"), f.get("python", "-"),
+            table.add_row(plain(host), verdict, plain(f.get("os", "-")), plain(f.get("python", "-")),
                           "yes" if f.get("systemd") else ("no" if f else "-"),
-                          f"{f['root_free_gb']} GB" if "root_free_gb" in f else "-",
+                          plain(f"{f['root_free_gb']} GB") if "root_free_gb" in f else "-",
                           "running" if f.get("docker") else ("not yet" if f else "-"),
-                          ", ".join(f.get("agents") or []) or "-")
+                          plain(", ".join(map(str, f.get("agents") or [])) or "-"))
         self.out.print(table)
         for host, lines in sorted(problems.items()):
             for line in lines:
-                self.out.print(f"[red]{host}[/]: {line}")
+                self.out.print(Text.assemble(plain(host, "red"), ": ", plain(line)))
         unreachable = sorted(h for h, c in result.hosts.items() if c.get("unreachable"))
         failed = sorted(h for h, c in result.hosts.items() if c.get("failed") and h not in unreachable)
         if result.exit_code == errors.EXIT_OK:
-            verdict = "[green]ready[/]: input valid, every host reachable and meeting the prerequisites"
+            word, why = ("ready", "green"), "input valid, every host reachable and meeting the prerequisites"
         elif unreachable:
-            verdict = f"[red]NOT ready[/]: input valid; {len(unreachable)} host(s) unreachable ({_few(unreachable)})"
+            word = ("NOT ready", "red")
+            why = f"input valid; {len(unreachable)} host(s) unreachable ({_few(unreachable)})"
             if failed:
-                verdict += f"; {len(failed)} reachable host(s) miss prerequisites ({_few(failed)})"
+                why += f"; {len(failed)} reachable host(s) miss prerequisites ({_few(failed)})"
         elif failed:
-            verdict = f"[red]NOT ready[/]: input valid, hosts reachable; {len(failed)} host(s) miss prerequisites"
+            word, why = ("NOT ready", "red"), f"input valid, hosts reachable; {len(failed)} host(s) miss prerequisites"
         else:
-            verdict = "[red]NOT ready[/]: the checks did not complete"
-        self.out.print(f"Verdict: {verdict} (exit {result.exit_code})")
+            word, why = ("NOT ready", "red"), "the checks did not complete"
+        self.out.print(Text.assemble("Verdict: ", word, ": ", plain(why), f" (exit {result.exit_code})"))
 
 
 class UpdateDisplay(RunDisplay):
@@ -217,5 +219,8 @@ class UpdateDisplay(RunDisplay):
         super().finish(result)
         styles = {"updated": "green", "unchanged": "dim", "rolled_back": "yellow", "failed": "red",
                   "untouched": "cyan"}
-        lines = [f"[{styles[k]}]{k.replace('_', ' ')}: {', '.join(v)}[/]" for k, v in summary.items() if v]
-        self.out.print(f"Update of {self.agent}: " + "; ".join(lines))
+        line = Text.assemble("Update of ", plain(self.agent), ": ")
+        for i, (k, v) in enumerate((k, v) for k, v in summary.items() if v):
+            line.append_text(Text("; " if i else ""))
+            line.append_text(plain(f"{k.replace('_', ' ')}: {', '.join(v)}", styles[k]))
+        self.out.print(line)
