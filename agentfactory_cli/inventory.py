@@ -179,9 +179,8 @@ def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool, 
                                f"{preflight.vault_hint(reason)}") from None
         templar = Templar(loader=loader, variables=hostvars)
         views[host.name] = (hostvars, templar)
-        if CATALOG_VAR in hostvars and hostvars[CATALOG_VAR] is None:
-            problems[f"{CATALOG_VAR} is null{preflight.origin_of(hostvars[CATALOG_VAR])} on host {host.name}: "
-                     "write [] for no agents (a null catalog would remove every agent)"] = None
+        if CATALOG_VAR in hostvars and hostvars[CATALOG_VAR] is None:  # from a file yamlcheck did not see
+            problems[f"{CATALOG_VAR} is null: write [] for no agents (a null catalog would remove every agent)"] = None
         if host.name in limited:
             problems.update(dict.fromkeys(preflight.connection_problems(host.name, hostvars, templar)))
         try:

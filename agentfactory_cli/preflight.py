@@ -52,10 +52,10 @@ def _first_line(exc: BaseException) -> str:
 def vault_hint(reason: str) -> str:
     """What to do about a vault error: a wrong password is not a missing one."""
     lowered = reason.lower()
-    if "decryption failed" in lowered or "hmac" in lowered:
+    if any(word in lowered for word in ("decryption failed", "could decrypt", "hmac")):
         return " (the vault password given does not decrypt it: check --vault-password-file, --vault-id or " \
                "--ask-vault-pass)"
-    if "vault" in lowered:
+    if "vault" in lowered or "decrypt" in lowered:
         return " (a vault-encrypted value needs --vault-password-file, --vault-id or --ask-vault-pass)"
     return ""
 
@@ -149,10 +149,12 @@ def render_agent(agent: Mapping[str, Any], templar, *, secrets: bool) -> tuple[d
         try:
             rendered[field] = _plain(templar.template(value))
         except AnsibleError as exc:
-            reason = "the value is not shown" if field == "secrets" else _first_line(exc)
-            if field == "secrets" and "vault" in _first_line(exc).lower():
-                reason = _first_line(exc).split(":")[0]
-            problems.append((field, f"cannot be rendered: {reason}{vault_hint(_first_line(exc))}"))
+            reason, hint = _first_line(exc), vault_hint(_first_line(exc))
+            if hint:
+                reason = "a vault value cannot be decrypted"
+            elif field == "secrets":
+                reason = "the value is not shown"
+            problems.append((field, f"cannot be rendered: {reason}{hint}"))
     return rendered, problems
 
 

@@ -167,6 +167,9 @@ class _Walk:
             elif isinstance(node, yaml.MappingNode):
                 self._keys(node, where)
                 for key, value in node.value:
+                    if where is None and _is_null_catalog(key, value):
+                        self._add(value, None, f"{CATALOG_VAR} is null: write [] for no agents (a null catalog "
+                                               "would remove every agent)")
                     if where is not None and isinstance(key, yaml.ScalarNode):
                         self._scalar(key, where, key=True)
                     stack.append((value, self._child(where, key, value)))
@@ -239,6 +242,11 @@ class _Walk:
                                    f"write {value}, or quote it for a string")
         elif node.tag == _FLOAT_TAG and not re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", node.value):
             self._add(node, where, f"{what} is not a finite number in plain notation (quote it for a string)")
+
+
+def _is_null_catalog(key: yaml.Node, value: yaml.Node) -> bool:
+    return (isinstance(key, yaml.ScalarNode) and key.value == CATALOG_VAR and isinstance(value, yaml.ScalarNode)
+            and value.tag == "tag:yaml.org,2002:null")
 
 
 def _as_text(value: object) -> str:

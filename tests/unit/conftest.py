@@ -13,3 +13,12 @@ def _no_cli_config(tmp_path, monkeypatch):
     for setting in config.SETTINGS.values():
         if setting.name != "lab":  # tests/conftest.py points it at a lab of the tests' own
             monkeypatch.delenv(setting.env, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_vault_context(monkeypatch):
+    """Ansible's vault context is process-wide and set once (the CLI loads one inventory per
+    process): each test starts without one, so that one test's password is not another's."""
+    from ansible.parsing.vault import VaultSecretsContext
+
+    monkeypatch.setattr(VaultSecretsContext, "_current", None)

@@ -85,7 +85,11 @@ def test_first_signal_asks_for_a_stop_the_second_kills(tmp_path):
 
 
 def test_runs_use_the_stoppable_strategy_and_their_own_stop_file(tmp_path):
-    args = cli.build_parser().parse_args(["deploy", "-i", str(project_root() / "inventory" / "example")])
+    # deploy writes the agents' secrets: their vault password is needed before the run.
+    password = tmp_path / "vault-pass"
+    password.write_text("agentfactory-example\n")  # inventory/example/README.md
+    args = cli.build_parser().parse_args(["deploy", "-i", str(project_root() / "inventory" / "example"),
+                                          "--vault-password-file", str(password)])
     env = build_runner_kwargs(cli.playbook_request(args), ident="RUN1")["envvars"]
     assert env["ANSIBLE_STRATEGY"] == "agentfactory.fleet.stoppable"
     assert env[STOP_FILE_ENV] == str(stop_file("RUN1"))

@@ -1,0 +1,220 @@
+"""Hostile and surprising inventories through the real CLI path: one kind of mistake per case, each
+refused with exit 4, a message naming the file (and line), the agent and the field, no traceback,
+quickly, and no host contacted (the hosts point at a closed port and running a playbook fails)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from agentfactory_cli import cli, errors
+
+HOSTS = """\
+all:
+  vars: {ansible_host: 127.0.0.1, ansible_port: 9}
+  children:
+    agent_hosts: {hosts: {h1: null, h2: null}}
+    gateway: {hosts: {h1: null}}
+"""
+
+AGENT = """\
+agentfactory_agents:
+  - name: bot
+    image: registry.lab:5000/agents/bot:1.0
+    replicas: 2
+    host_port: 18080
+"""
+
+
+def inventory(tmp_path, agents: str = AGENT, hosts: str = HOSTS, **files: str):
+    inv = tmp_path / "inv"
+    (inv / "group_vars").mkdir(parents=True)
+    (inv / "hosts.yml").write_text(hosts)
+    (inv / "group_vars" / "all.yml").write_text(agents)
+    for name, text in files.items():
+        path = inv / name.replace("__", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return inv
+
+
+@pytest.fixture
+def refused(tmp_path, capsys, monkeypatch):
+    """Run the CLI, assert exit 4 before any host within a second or two; the stderr text."""
+    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", lambda *a, **k: pytest.fail("ran Ansible"))
+
+    def run(inv, *argv: str) -> str:
+        started = time.monotonic()
+        code = cli.main([*(argv or ["deploy"]), "-i", str(inv)])
+        err = capsys.readouterr().err
+        assert code == errors.EXIT_INVALID_INPUT, err
+        assert "Traceback" not in err
+        assert time.monotonic() - started < 5
+        return err
+    return run
+
+
+def with_field(line: str) -> str:
+    return AGENT + f"    {line}\n"
+
+
+# Values the schema lets through (as written): each is (catalog text, what the message says).
+VALUES = {
+    "nan": (with_field("health: {timeout: .nan}"), ["all.yml:6", "agent 'bot'", "field 'health.timeout'"]),
+    "inf": (with_field("resources: {cpus: .inf}"), ["all.yml:6", "agent 'bot'", "field 'resources.cpus'"]),
+    "octal": (with_field("port: 0100"), ["all.yml:6", "agent 'bot'", "field 'port'", "64"]),
+    "hex": (with_field("port: 0x1F90"), ["all.yml:6", "field 'port'", "8080"]),
+    "yes": (with_field("update: {rollback: yes}"), ["all.yml:6", "field 'update.rollback'", "read as true"]),
+    "on-key": (with_field("config: {on: 1}"), ["all.yml:6", "field 'config'", "key on"]),
+    "colliding-keys": (with_field("config: {1: a, '1': b}"), ["all.yml:6", "field 'config'", "both become '1'"]),
+    "bool-keys": (with_field("config: {true: a, 'true': b}"), ["all.yml:6", "both become 'true'"]),
+    "duplicate-key": (AGENT + "agentfactory_agents: []\n", ["all.yml:6", "'agentfactory_agents' appears twice"]),
+    "duplicate-field": (with_field("replicas: 3"), ["all.yml:6", "agent 'bot'", "'replicas' appears twice"]),
+    "trailing-newline": (AGENT.replace("name: bot", 'name: "bot\\n"'), ["field 'name'", "all.yml"]),
+    "memory-newline": (with_field('resources: {memory: "512m\\n"}'), ["agent 'bot'", "field 'resources.memory'"]),
+    "too-many-replicas": (AGENT.replace("replicas: 2", "replicas: 60000"), ["field 'replicas'", "at most 100"]),
+    "null-catalog": ("agentfactory_agents:\n", ["agentfactory_agents is null", "all.yml:1", "write []"]),
+    "ssh-port": (AGENT.replace("18080", "21"), ["field 'host_port'", "host port 22", "SSH (firewall_ssh_port)"]),
+    "node-exporter-port": (AGENT.replace("18080", "9099"), ["host port 9100", "node_exporter"]),
+    "gateway-metrics-port": (with_field("gateway: {port: 8405}"),
+                             ["field 'gateway.port'", "port 8405", "gateway's metrics (gateway_metrics_port)"]),
+    "yaml-syntax": (AGENT + "  - [unclosed\n", ["all.yml:", "YAML parsing failed"]),
+}
+
+
+@pytest.mark.parametrize("kind", VALUES)
+def test_bad_values_are_refused_with_file_line_agent_and_field(refused, tmp_path, kind):
+    text, expected = VALUES[kind]
+    err = refused(inventory(tmp_path, text))
+    for fragment in expected:
+        assert fragment in err, err
+
+
+def test_an_empty_catalog_is_fine(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", lambda req, display: seen.append(req) or
+                        pytest.skip("reached the runner"))
+    from agentfactory_cli import inventory as inv
+
+    loaded = inv.load([inventory(tmp_path, "agentfactory_agents: []\n")])
+    assert loaded.agent_names == []
+
+
+def test_ports_follow_the_inventory_not_a_fixed_list(refused, tmp_path):
+    # The inventory moves node_exporter to 9200: 9100 is free for agents, 9200 is not.
+    moved = "node_exporter_listen_address: '0.0.0.0:9200'\nfirewall_node_exporter_port: 9200\n"
+    ok = inventory(tmp_path, AGENT.replace("18080", "9100") + moved)
+    from agentfactory_cli import inventory as inv
+
+    inv.load([ok])
+    err = refused(inventory(tmp_path / "b", AGENT.replace("18080", "9199") + moved))
+    assert "host port 9200" in err and "node_exporter (node_exporter_listen_address)" in err, err
+    # ansible_port set per host is that host's SSH port.
+    err = refused(inventory(tmp_path / "c", AGENT, HOSTS.replace("ansible_port: 9", "ansible_port: 18081")))
+    assert "host port 18081" in err and "SSH (ansible_port)" in err
+
+
+def test_alias_bomb_is_refused_at_once(refused, tmp_path):
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 10):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*{'a' if i == 1 else f'l{i - 1}'}"] * 9) + "]")
+    bomb = "\n".join(lines) + "\n"
+    assert len(bomb) < 1024
+    started = time.monotonic()
+    err = refused(inventory(tmp_path, AGENT + bomb))
+    assert time.monotonic() - started < 1
+    assert "all.yml:" in err and "aliases" in err
+
+
+def test_deep_nesting_is_refused_with_a_message(refused, tmp_path):
+    err = refused(inventory(tmp_path, AGENT + "deep: " + "[" * 600 + "]" * 600 + "\n"))
+    assert "all.yml:6" in err and "nested more than" in err
+
+
+# Jinja rendered in the preflight, with the variables of the hosts the agent is placed on.
+def image(expression: str) -> str:
+    return AGENT.replace("image: registry.lab:5000", f'image: "{expression}:5000').replace(":1.0", ':1.0"')
+
+
+RENDERED = {
+    "undefined": (image("{{ no_such_registry }}"),
+                  ["all.yml:2", "agent 'bot'", "field 'image'", "no_such_registry", "for host h1"]),
+    "spaces": ("registry: 'a b'\n" + image("{{ registry }}"),
+               ["agent 'bot'", "field 'image'", "without spaces", "rendered for host h1"]),
+    "port": ("base: 21\n" + AGENT.replace("host_port: 18080", "host_port: '{{ base }}'"),
+             ["agent 'bot'", "field 'host_port'"]),
+}
+
+
+@pytest.mark.parametrize("kind", RENDERED)
+def test_jinja_is_rendered_before_any_host(refused, tmp_path, kind):
+    text, expected = RENDERED[kind]
+    err = refused(inventory(tmp_path, text))
+    for fragment in expected:
+        assert fragment in err, err
+
+
+def test_an_expression_is_rendered_with_the_variables_of_its_own_hosts(tmp_path):
+    from agentfactory_cli import inventory as inv
+
+    text = image("{{ registry }}")
+    inv.load([inventory(tmp_path, text, **{"group_vars__agent_hosts.yml": "registry: reg.lab\n"})])
+
+
+# Inventory problems: one line each.
+CONNECTION = {
+    "port-abc": (HOSTS.replace("ansible_port: 9", "ansible_port: abc"), ["host h1", "ansible_port", "'abc'"]),
+    "undefined-host": (HOSTS.replace("ansible_host: 127.0.0.1", "ansible_host: '{{ nowhere }}'"),
+                       ["host h1", "ansible_host", "nowhere"]),
+}
+
+
+@pytest.mark.parametrize("kind", CONNECTION)
+def test_connection_variables_are_checked(refused, tmp_path, kind):
+    hosts, expected = CONNECTION[kind]
+    err = refused(inventory(tmp_path, AGENT, hosts))
+    for fragment in expected:
+        assert fragment in err, err
+
+
+@pytest.mark.parametrize("limit", ["~(", "&"])
+def test_a_broken_limit_is_one_line(refused, tmp_path, limit):
+    err = refused(inventory(tmp_path), "deploy", "--limit", limit)
+    assert "--limit" in err and len(err.strip().splitlines()) == 1, err
+
+
+# Vault: a wrong password is not a missing one, inline or whole-file.
+def _vault_text(password: bytes, plaintext: str) -> str:
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    return VaultLib([("default", VaultSecret(password))]).encrypt(plaintext).decode()
+
+
+def _inline(password: bytes) -> str:
+    block = "\n".join("        " + line for line in _vault_text(password, "s3cret").splitlines())
+    return AGENT + f"    secrets:\n      API_KEY: !vault |\n{block}\n"
+
+
+@pytest.mark.parametrize("where", ["inline", "whole-file"])
+def test_a_wrong_vault_password_says_so(refused, tmp_path, where):
+    password_file = tmp_path / "pw"
+    password_file.write_text("not-the-password\n")
+    if where == "inline":
+        inv = inventory(tmp_path, _inline(b"right"))
+    else:
+        inv = inventory(tmp_path, AGENT, **{"group_vars__agent_hosts.yml": _vault_text(b"right", "x: 1\n")})
+    err = refused(inv, "deploy", "--vault-password-file", str(password_file))
+    assert "does not decrypt" in err and "needs --vault-password-file" not in err, err
+
+
+@pytest.mark.parametrize("where", ["inline", "whole-file"])
+def test_a_missing_vault_password_says_so(refused, tmp_path, where):
+    if where == "inline":
+        inv = inventory(tmp_path, _inline(b"right"))
+    else:
+        inv = inventory(tmp_path, AGENT, **{"group_vars__agent_hosts.yml": _vault_text(b"right", "x: 1\n")})
+    err = refused(inv, "deploy")
+    assert "needs --vault-password-file" in err, err
+    if where == "inline":
+        assert "agent 'bot'" in err and "field 'secrets'" in err
