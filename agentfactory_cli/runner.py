@@ -330,18 +330,20 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
     kwargs = build_runner_kwargs(req, ident)
     runs = Path(kwargs["artifact_dir"])
     artifacts = runs / ident
-    _private_dir(Path(kwargs["private_data_dir"]))
-    _private_dir(runs)
-    _check_free_space(runs)
     fleet = None
-    if req.verb not in lock.READ_ONLY_VERBS:
-        fleet = lock.acquire_fleet(req.fleet or req.hosts, lock.holder_info(req.verb, artifacts),
-                                   wait=req.wait, log=display.note)
+    with _preparing(runs):
+        _private_dir(Path(kwargs["private_data_dir"]))
+        _private_dir(runs)
+        _check_free_space(runs)
+        if req.verb not in lock.READ_ONLY_VERBS:
+            fleet = lock.acquire_fleet(req.fleet or req.hosts, lock.holder_info(req.verb, artifacts),
+                                       wait=req.wait, log=display.note)
     try:
         if fleet and fleet.took_over:
             display.note(f"Took over the lock left by {lock.describe(fleet.took_over)}: that process is gone.")
-        _private_dir(artifacts)
-        marker = lock.RunMarker(artifacts)
+        with _preparing(runs):
+            _private_dir(artifacts)
+            marker = lock.RunMarker(artifacts)
         try:
             lock.rotate_artifacts(runs, KEEP_RUNS)
             return _run(req, display, ident, kwargs, artifacts, init_runner)
@@ -350,6 +352,15 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
     finally:
         if fleet:
             fleet.release()
+
+
+@contextlib.contextmanager
+def _preparing(runs: Path):
+    """A run that cannot even start (a full disk, a read-only state dir) is one line and exit 1."""
+    try:
+        yield
+    except OSError as exc:
+        raise errors.AgentFactoryError(f"cannot prepare the run's state in {runs.parent}: {exc}") from None
 
 
 def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], artifacts: Path,

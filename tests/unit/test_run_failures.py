@@ -177,3 +177,17 @@ def test_no_artifact_keeps_the_controllers_environment(tmp_path, localhost, monk
         text = path.read_text(errors="replace")
         assert "controller-only-s3cr3t" not in text and "AGENTFACTORY_TEST_SECRET" not in text, path
     assert not (result.artifacts / "running.lock").exists()
+
+
+def test_a_disk_full_while_preparing_the_run_is_one_line_and_exit_1(tmp_path, localhost, monkeypatch):
+    from agentfactory_cli import lock
+
+    def full(_run_dir):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lock, "RunMarker", full)
+    monkeypatch.setattr(runner, "_run", lambda *a, **k: pytest.fail("ran Ansible"))
+    with pytest.raises(errors.AgentFactoryError, match=r"cannot prepare the run's state .*No space left") as exc:
+        runner.run_playbook(request(tmp_path / "x.yml", localhost), quiet()[1])
+    assert exc.value.exit_code == errors.EXIT_ERROR
+    assert lock.FleetLock(["localhost"]).try_acquire({})  # released on the way out
