@@ -53,7 +53,8 @@ def _resolver(monkeypatch, capsys, entries):
 def test_resolver_passes_literals_and_resolves_names(monkeypatch, capsys):
     rc, out, _err = _resolver(monkeypatch, capsys, ["10.0.0.5", "192.168.1.7/16", "::1", "localhost"])
     assert rc == 0
-    result = json.loads(out)
+    assert json.loads(out)["unresolved"] == []
+    result = json.loads(out)["resolved"]
     assert result["10.0.0.5"] == ["10.0.0.5/32"]
     assert result["192.168.1.7/16"] == ["192.168.0.0/16"]
     assert result["::1"] == ["::1/128"]
@@ -65,7 +66,26 @@ def test_resolver_fails_on_an_unknown_name(monkeypatch, capsys):
         raise socket.gaierror(-2, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    rc, out, err = _resolver(monkeypatch, capsys, ["ghost.invalid"])
+    rc, out, err = _resolver(monkeypatch, capsys, ["ghost.invalid", "--hosts", "10.0.0.5"])
     assert rc == 1
     assert out == ""
     assert "ghost.invalid" in err
+
+
+def test_resolver_leaves_out_an_inventory_host_that_does_not_resolve(monkeypatch, capsys):
+    # A host that is down may vanish from its DNS (Docker's does that): the others still get
+    # their rules, without it, and the run says so.
+    real = socket.getaddrinfo
+
+    def lookup(name, *args, **kwargs):
+        if name == "down-host":
+            raise socket.gaierror(-2, "Name or service not known")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    rc, out, _err = _resolver(monkeypatch, capsys, ["10.9.0.0/16", "--hosts", "down-host", "localhost"])
+    assert rc == 0
+    doc = json.loads(out)
+    assert doc["unresolved"] == ["down-host"]
+    assert doc["resolved"]["down-host"] == [] and doc["resolved"]["10.9.0.0/16"] == ["10.9.0.0/16"]
+    assert fw.source_families(["down-host", "localhost"], doc["resolved"])["v4"] == ["127.0.0.1/32"]
