@@ -38,7 +38,8 @@ def clean(value: Any) -> str:
         c = m.group()
         return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
 
-    return _CONTROL.sub(escape, str(value))
+    # CRLF is a line end (a pty's, in ansible's own output): only a lone CR can overwrite a line.
+    return _CONTROL.sub(escape, str(value).replace("\r\n", "\n"))
 
 
 def plain(value: Any, style: str = "") -> Text:

@@ -51,6 +51,7 @@ def test_clean_escapes_every_control_but_newline_and_tab():
     assert clean("a\tb\nc") == "a\tb\nc"
     assert clean("\x00\x08\x0b\x1f\x7f\x80\x9f") == "\\x00\\x08\\x0b\\x1f\\x7f\\x80\\x9f"
     assert clean("\r\x1b") == "\\r\\x1b"
+    assert clean("\r\nPLAY [x] ***\r\nok\r\n") == "\nPLAY [x] ***\nok\n"  # a pty's line ends
     assert clean("é ü 日本 \u200d") == "é ü 日本 \u200d"  # printable text (and emoji joiners) as is
 
 
@@ -179,3 +180,23 @@ def test_a_play_name_is_no_markup(text):
     d = RunDisplay(**kw)
     d.event(event("playbook_on_play_start", play=text))
     assert clean(text) in err.getvalue()
+
+
+def test_a_real_host_failure_with_brackets_and_escapes_is_reported_as_is(tmp_path):
+    """The case of the issue: a task fails on a host with "[/...]" in its message; before, rich's
+    MarkupError in ansible-runner's event thread killed the run. Now: exit 2, the message as is."""
+    from agentfactory_cli import runner
+
+    book = tmp_path / "book.yml"
+    book.write_text("- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+                    '    - ansible.builtin.fail: {msg: "cannot open [/etc/x] \\e[2J\\rFAKE"}\n')
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={runner.sys.executable}\n")
+    err, out, kw = consoles()
+    display = RunDisplay(**kw)
+    req = PlaybookRequest(verb="deploy", playbook=str(book), inventories=[inventory], fleet=["localhost"])
+    result = runner.run_playbook(req, display)
+    display.finish(result)
+    assert result.exit_code == errors.EXIT_HOST_FAILED and result.hosts["localhost"]["failed"] == 1
+    assert "cannot open [/etc/x] \\x1b[2J\\rFAKE" in err.getvalue()
+    assert "\x1b" not in err.getvalue() + out.getvalue()
