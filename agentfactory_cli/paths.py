@@ -4,23 +4,43 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 
 def project_root() -> Path:
     """The directory holding ansible.cfg, playbooks/ and roles/.
 
-    The package ships inside the project (installed editable), so the default is the
-    package's parent; AGENTFACTORY_HOME points the CLI at another checkout.
+    From a checkout (or an editable install) that is the package's parent; a wheel installs them
+    under <prefix>/share/agentfactory (setup.py). AGENTFACTORY_HOME points the CLI at another
+    checkout.
     """
     env = os.environ.get("AGENTFACTORY_HOME")
-    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+    if env:
+        return Path(env).resolve()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "ansible.cfg").exists():
+        return checkout
+    installed = Path(sys.prefix) / "share" / "agentfactory"
+    return installed if (installed / "ansible.cfg").exists() else checkout
+
+
+def _is_checkout(root: Path) -> bool:
+    return (root / "agentfactory_cli").is_dir()
 
 
 def state_dir() -> Path:
-    """Runtime state (lab keys, runner artifacts, apt cache): never committed."""
+    """Runtime state (lab keys, runner artifacts, apt cache): never committed, never inside the
+    installed package. AGENTFACTORY_STATE_DIR, else .agentfactory in a checkout, else
+    $XDG_STATE_HOME/agentfactory (default ~/.local/state/agentfactory)."""
     env = os.environ.get("AGENTFACTORY_STATE_DIR")
-    return Path(env).resolve() if env else project_root() / ".agentfactory"
+    if env:
+        return Path(env).resolve()
+    root = project_root()
+    if _is_checkout(root):
+        return root / ".agentfactory"
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "agentfactory"
 
 
 def ensure_collection_link() -> None:
