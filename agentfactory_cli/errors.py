@@ -9,7 +9,7 @@ EXIT_HOST_FAILED = 2  # a task failed on at least one host
 EXIT_UNREACHABLE = 3  # at least one host could not be reached (wins over 2)
 EXIT_INVALID_INPUT = 4  # bad inventory, catalog or options, found before anything ran
 EXIT_BUSY = 75  # another run holds the fleet's lock; nothing was run (sysexits' EX_TEMPFAIL: retry later)
-EXIT_INTERRUPTED = 130  # Ctrl-C: the run was cancelled
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: the run was cancelled
 
 EXIT_CODES_HELP = """\
 exit codes:
@@ -19,7 +19,7 @@ exit codes:
   3    at least one host was unreachable (takes precedence over 2)
   4    invalid input (inventory, catalog, options), found before any host was touched
   75   another run holds this fleet (one run at a time; --wait to queue); nothing was run
-  130  interrupted (Ctrl-C); the run was cancelled
+  130  interrupted (Ctrl-C or SIGTERM); the run was cancelled
 """
 
 
