@@ -204,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help="hosts per batch (default: the agent's update.batch)")
         if name == "destroy":
             sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+        if name in ("deploy", "site"):
+            sp.add_argument("-y", "--yes", "--prune", dest="yes", action="store_true",
+                            help="remove agents running on a host but no longer placed there by the catalog, "
+                                 "without asking (default: list them and ask; refused without a terminal)")
         if name == "rotate":
             sp.add_argument("--retire", action="store_true",
                             help="only drop the API keys the last rotation replaced (the gateway stops admitting them)")
@@ -429,6 +433,9 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
     req = playbook_request(args, log=_log)
     if args.verb == "destroy":
         _confirm_destroy(args, req)
+    from agentfactory_cli import prune
+
+    prune.confirm(args, req, _err)
     display = RunDisplay(json_mode=args.json, verbosity=args.verbose, show_diff=req.diff)
     if args.verb == "status":
         from agentfactory_cli.status import StatusDisplay

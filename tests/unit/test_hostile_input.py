@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import yaml
 
 from agentfactory_cli import cli, errors
 
@@ -218,3 +219,98 @@ def test_a_missing_vault_password_says_so(refused, tmp_path, where):
     assert "needs --vault-password-file" in err, err
     if where == "inline":
         assert "agent 'bot'" in err and "field 'secrets'" in err
+
+
+# No silent removal: a deploy lists what it would remove and asks, like destroy.
+class FakeRuns:
+    """run_playbook stand-in: the listing run reports `pending`; every request is kept."""
+
+    def __init__(self, tmp_path, pending: dict[str, list[str]], listing_ok: bool = True):
+        self.tmp_path, self.pending, self.listing_ok = tmp_path, pending, listing_ok
+        self.requests = []
+
+    def __call__(self, req, display):
+        from agentfactory_cli.prune import LIST_TASK, PENDING_FACT
+        from agentfactory_cli.runner import RunResult
+
+        self.requests.append(req)
+        if req.extravars.get("agentfactory_action") == "prune":
+            assert req.check, "the listing run changes nothing"
+            for host, agents in self.pending.items():
+                display.event({"event": "runner_on_ok", "event_data": {
+                    "host": host, "task": LIST_TASK, "res": {"ansible_facts": {PENDING_FACT: agents}}}})
+            if not self.listing_ok:
+                return RunResult("failed", 2, {"h1": {"ok": 0, "changed": 0, "failed": 1, "unreachable": 0,
+                                                      "skipped": 0}}, self.tmp_path)
+        return RunResult("successful", 0, {}, self.tmp_path)
+
+    def deploys(self):
+        return [r for r in self.requests if r.extravars.get("agentfactory_action") != "prune"]
+
+
+def _deploy(tmp_path, monkeypatch, pending, *argv, tty=False, answer="", listing_ok=True):
+    runs = FakeRuns(tmp_path, pending, listing_ok)
+    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", runs)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: tty)
+    monkeypatch.setattr("builtins.input", lambda *a: answer)
+    code = cli.main(["deploy", "-i", str(inventory(tmp_path)), "--json", *argv])
+    return code, runs
+
+
+def test_deploy_that_would_remove_agents_refuses_without_a_terminal(tmp_path, monkeypatch, capsys):
+    code, runs = _deploy(tmp_path, monkeypatch, {"h1": ["old"], "h2": ["old", "legacy"]})
+    err = capsys.readouterr().err
+    assert code == errors.EXIT_INVALID_INPUT
+    assert "h1: old" in err and "h2: old, legacy" in err and "--yes" in err
+    assert runs.deploys() == [], "nothing but the listing ran"
+
+
+def test_deploy_asks_and_goes_on_only_after_yes(tmp_path, monkeypatch, capsys):
+    code, runs = _deploy(tmp_path, monkeypatch, {"h1": ["old"]}, tty=True, answer="yes")
+    assert code == 0
+    assert [r.extravars.get("agentfactory_prune_confirmed") for r in runs.deploys()] == [True]
+    code, runs = _deploy(tmp_path / "again", monkeypatch, {"h1": ["old"]}, tty=True, answer="no")
+    assert code == errors.EXIT_ERROR and runs.deploys() == []
+    assert "cancelled; nothing was changed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--yes", "--prune", "-y"])
+def test_deploy_yes_confirms_without_a_listing(tmp_path, monkeypatch, flag):
+    code, runs = _deploy(tmp_path, monkeypatch, {"h1": ["old"]}, flag)
+    assert code == 0
+    assert [r.extravars.get("agentfactory_action") for r in runs.requests] == ["deploy"]
+    assert runs.requests[0].extravars["agentfactory_prune_confirmed"] is True
+
+
+def test_nothing_to_remove_deploys_unconfirmed(tmp_path, monkeypatch):
+    code, runs = _deploy(tmp_path, monkeypatch, {})
+    assert code == 0
+    assert [r.extravars.get("agentfactory_prune_confirmed") for r in runs.deploys()] == [None]
+
+
+def test_a_failed_listing_leaves_the_refusal_to_the_role(tmp_path, monkeypatch, capsys):
+    code, runs = _deploy(tmp_path, monkeypatch, {}, listing_ok=False)
+    assert code == 0
+    assert [r.extravars.get("agentfactory_prune_confirmed") for r in runs.deploys()] == [None]
+    assert "refuses any removal" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--agent", "bot"], ["--check"]])
+def test_deploys_that_prune_nothing_or_change_nothing_do_not_ask(tmp_path, monkeypatch, argv):
+    code, runs = _deploy(tmp_path, monkeypatch, {"h1": ["old"]}, *argv)
+    assert code == 0
+    assert [r.extravars.get("agentfactory_action") for r in runs.requests] == ["deploy"]
+
+
+def test_the_role_removes_only_when_confirmed():
+    """roles/agent/tasks/prune.yml: every removing task is gated, and an unconfirmed run fails."""
+    from agentfactory_cli.paths import project_root
+
+    tasks = yaml.safe_load((project_root() / "roles/agent/tasks/prune.yml").read_text())
+    removing = [t for t in tasks if "docker_container" in str(t) or "remove.yml" in str(t)]
+    assert len(removing) == 2
+    assert all(t["when"] == "agent_prune_confirmed | bool" for t in removing)
+    refusal = next(t for t in tasks if "ansible.builtin.fail" in t)
+    assert "not agent_prune_confirmed | bool" in refusal["when"]
+    defaults = yaml.safe_load((project_root() / "roles/agent/defaults/main.yml").read_text())
+    assert "agentfactory_prune_confirmed | default(false)" in defaults["agent_prune_confirmed"]
