@@ -46,12 +46,19 @@ def fleet_key(hosts: list[str]) -> str:
     return hashlib.sha256(names.encode()).hexdigest()[:16]
 
 
+# The fleet locks this process holds, by file: taken again (a verb that runs a listing playbook
+# first, then the real one, under one lock), a lock is counted, not re-locked (flock would refuse
+# a second open file of the same process).
+_HELD: dict[Path, FleetLock] = {}
+
+
 class FleetLock:
     """The lock of one fleet, as a file under the state dir holding its holder's details."""
 
     def __init__(self, hosts: list[str]) -> None:
         self.path = state_dir() / "locks" / f"fleet-{fleet_key(hosts)}.lock"
         self.fd: int | None = None
+        self.depth = 0
         self.took_over: dict = {}  # the details a dead holder left, when we took its lock over
 
     def try_acquire(self, holder: dict) -> bool:
@@ -67,6 +74,8 @@ class FleetLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         self.fd = fd
+        self.depth = 1
+        _HELD[self.path] = self
         return True
 
     def holder(self) -> dict:
@@ -78,6 +87,10 @@ class FleetLock:
     def release(self) -> None:
         if self.fd is None:
             return
+        self.depth -= 1
+        if self.depth > 0:
+            return
+        _HELD.pop(self.path, None)
         with contextlib.suppress(OSError):
             os.ftruncate(self.fd, 0)
         os.close(self.fd)  # drops the flock
@@ -109,6 +122,10 @@ def acquire_fleet(hosts: list[str], holder: dict, wait: float | None = None,
     """The fleet's lock, at once or, with `wait` (seconds), as soon as the run holding it ends;
     errors.FleetBusy when another run holds it (still, after `wait`)."""
     lock = FleetLock(hosts)
+    if lock.path in _HELD:
+        held = _HELD[lock.path]
+        held.depth += 1
+        return held
     if lock.try_acquire(holder):
         return lock
     hint = f"lock file {lock.path}"

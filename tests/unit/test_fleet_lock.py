@@ -100,12 +100,21 @@ def test_a_lock_whose_process_is_gone_is_taken_over(other_run):
     again.release()
 
 
-def test_in_one_process_too_the_lock_is_exclusive():
+def test_in_one_process_the_file_lock_is_exclusive_and_acquire_fleet_counts():
     first = FleetLock(FLEET)
     assert first.try_acquire({"verb": "deploy"})
     assert not FleetLock(FLEET).try_acquire({"verb": "deploy"})
     first.release()
-    assert FleetLock(FLEET).try_acquire({"verb": "deploy"})
+    # A verb that runs a listing playbook then the real one holds the lock across both.
+    outer = acquire_fleet(FLEET, holder_info("deploy", Path("/r")))
+    inner = acquire_fleet(FLEET, holder_info("deploy", Path("/r2")))
+    assert inner is outer
+    inner.release()
+    assert not FleetLock(FLEET).try_acquire({})  # still held by the outer holder
+    outer.release()
+    second = FleetLock(FLEET)
+    assert second.try_acquire({"verb": "deploy"})
+    second.release()
 
 
 def _request(inventory: Path, verb: str) -> runner.PlaybookRequest:
