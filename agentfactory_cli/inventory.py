@@ -196,18 +196,54 @@ def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool, 
         if key in seen:
             continue
         seen.add(key)
-        where = preflight.origin_of(catalog).strip(" ()")
         for problem in validate_catalog(catalog, groups, defaults=defaults, strict=strict, reserved=reserved):
+            where = _where(problem, catalog, defaults)
             problems[f"{where}: {problem}" if where else str(problem)] = None
         for agent in catalog if isinstance(catalog, list) else []:
             if isinstance(agent, dict) and isinstance(agent.get("name"), str):
                 agents.setdefault(agent["name"], normalise_agent(agent, defaults))
+    if not problems:
+        problems.update(dict.fromkeys(_placed_nowhere(views, groups)))
     if not problems:
         problems.update(dict.fromkeys(_rendered_problems(views, groups, reserved, secrets)))
     if problems:
         lines = "\n  ".join(problems)
         raise InvalidInput(f"the agent catalog has {len(problems)} problem(s):\n  {lines}")
     return agents
+
+
+def _where(problem, catalog, defaults) -> str:
+    """FILE:LINE of what a problem is about: its agent, the defaults, or the catalog."""
+    from agentfactory_cli.catalog import DEFAULTS_VAR
+
+    value = catalog
+    if problem.agent == DEFAULTS_VAR:
+        value = defaults
+    elif problem.index and isinstance(catalog, list) and problem.index <= len(catalog):
+        value = catalog[problem.index - 1]
+    return preflight.origin_of(value).strip(" ()")
+
+
+def _placed_nowhere(views: dict[str, tuple], groups: dict[str, list[str]]) -> list[str]:
+    """Agents that no host would run: each host runs the agents of its own view of the catalog
+    that place it, so a host_vars catalog can name an agent for hosts whose catalog lacks it."""
+    from agentfactory_cli.catalog import CATALOG_VAR, DEFAULTS_VAR, normalise_agent, resolve_hosts
+
+    runs: dict[str, bool] = {}
+    placed_on: dict[str, tuple[list[str], str]] = {}
+    for host, (hostvars, _templar) in views.items():
+        for agent in hostvars.get(CATALOG_VAR) or []:
+            hosts, _ = resolve_hosts(normalise_agent(agent, hostvars.get(DEFAULTS_VAR))["hosts"], groups)
+            runs[agent["name"]] = runs.get(agent["name"], False) or host in hosts
+            placed_on.setdefault(agent["name"], (hosts, preflight.origin_of(agent).strip(" ()")))
+    out = []
+    for name, running in runs.items():
+        hosts, where = placed_on[name]
+        if not running and hosts:
+            shown = ", ".join(hosts[:5]) + (f" and {len(hosts) - 5} more" if len(hosts) > 5 else "")
+            out.append(f"{where + ': ' if where else ''}agent '{name}': field 'hosts': places it on {shown}, whose "
+                       f"own {CATALOG_VAR} (group_vars/host_vars) has no agent '{name}': it would run nowhere")
+    return out
 
 
 def _rendered_problems(views: dict[str, tuple], groups: dict[str, list[str]], reserved: dict[str, dict[int, str]],

@@ -42,6 +42,10 @@ def _scale(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
         raise InvalidInput("scale takes exactly one --agent NAME")
     if args.replicas is None:
         raise InvalidInput("scale needs --replicas N (0 or more)")
+    from agentfactory_cli.catalog import MAX_REPLICAS_PER_HOST  # jsonschema: not for --help
+
+    if args.replicas > MAX_REPLICAS_PER_HOST:
+        raise InvalidInput(f"--replicas: at most {MAX_REPLICAS_PER_HOST} per host (got {args.replicas})")
     return {"agentfactory_action": "deploy", "agentfactory_only_agents": args.agent,
             "agentfactory_replicas": {args.agent[0]: args.replicas}}
 

@@ -314,3 +314,20 @@ def test_the_role_removes_only_when_confirmed():
     assert "not agent_prune_confirmed | bool" in refusal["when"]
     defaults = yaml.safe_load((project_root() / "roles/agent/defaults/main.yml").read_text())
     assert "agentfactory_prune_confirmed | default(false)" in defaults["agent_prune_confirmed"]
+
+
+def test_host_vars_that_place_an_agent_on_no_host_are_refused(refused, tmp_path):
+    # h1's own catalog (host_vars) has 'solo' placed on h2; h2's catalog (group_vars) has no 'solo'.
+    solo = AGENT + "  - name: solo\n    image: reg/solo:1\n    hosts: h2\n    host_port: 19000\n"
+    err = refused(inventory(tmp_path, AGENT, **{"host_vars__h1.yml": solo}))
+    assert "h1.yml:6" in err and "agent 'solo'" in err and "field 'hosts'" in err and "run nowhere" in err, err
+
+
+def test_schema_problems_name_the_file_and_the_agents_line(refused, tmp_path):
+    err = refused(inventory(tmp_path, AGENT + "  - name: two\n    image: x:1\n    replicas: -1\n"))
+    assert "all.yml:6: agent 'two': field 'replicas'" in err, err
+
+
+def test_scale_has_the_same_bound(refused, tmp_path):
+    err = refused(inventory(tmp_path), "scale", "--agent", "bot", "--replicas", "60000")
+    assert "at most 100 per host" in err
