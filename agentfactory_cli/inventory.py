@@ -71,7 +71,8 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
     C.INVENTORY_ANY_UNPARSED_IS_FAILED = True
     # Our own reading first: Ansible's loader keeps the last of two duplicate keys, and an alias
     # bomb or a value nested hundreds deep would hang it or end in a traceback.
-    yamlcheck.check_files(yamlcheck.inventory_files(paths))
+    files = yamlcheck.inventory_files(paths)
+    yamlcheck.check_files(files)
     loader = DataLoader()
     if vault_ids or vault_passwords:
         _set_vault_secrets(loader, vault_ids or [], vault_passwords or {})
@@ -99,7 +100,7 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
     groups = {name: sorted(h.name for h in group.get_hosts()) for name, group in manager.groups.items()}
     secrets = need_secrets or bool(vault_ids or vault_passwords)
     agents = _check_catalog(loader, manager, groups, strict=strict, limited=[h.name for h in matched],
-                            secrets=secrets)
+                            secrets=secrets, vaulted=yamlcheck.vault_files(files))
     return Inventory(paths=paths, groups=groups, agent_names=list(agents), agents=agents,
                      limited=[h.name for h in matched],
                      connections=_connections(loader, manager) if connections else {})
@@ -150,7 +151,7 @@ def _connections(loader, manager) -> dict[str, dict]:
 
 
 def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool, limited: list[str],
-                   secrets: bool) -> dict[str, dict]:
+                   secrets: bool, vaulted: list[str]) -> dict[str, dict]:
     """Validate the agent catalog as every host sees it; all problems at once, or InvalidInput.
 
     First as written (the schema and the cross-field rules, with the ports the platform uses on
@@ -175,8 +176,9 @@ def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool, 
             hostvars = variables.get_vars(host=host, include_hostvars=True)
         except AnsibleError as exc:
             reason = str(exc).strip().splitlines()[0]
-            raise InvalidInput(f"variables of host {host.name} cannot be read: {reason}"
-                               f"{preflight.vault_hint(reason)}") from None
+            hint = preflight.vault_hint(reason)
+            files = f" (vault-encrypted: {', '.join(vaulted)})" if hint and vaulted else ""
+            raise InvalidInput(f"variables of host {host.name} cannot be read{files}: {reason}{hint}") from None
         templar = Templar(loader=loader, variables=hostvars)
         views[host.name] = (hostvars, templar)
         if CATALOG_VAR in hostvars and hostvars[CATALOG_VAR] is None:  # from a file yamlcheck did not see

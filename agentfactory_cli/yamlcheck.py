@@ -65,6 +65,11 @@ def inventory_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+def vault_files(paths: Iterable[Path]) -> list[str]:
+    """The whole-file vaults among these files, for messages."""
+    return [_display(p) for p in paths if p.read_text(errors="replace").lstrip().startswith("$ANSIBLE_VAULT;")]
+
+
 def _in_vars_dir(path: Path, root: Path) -> bool:
     return any(part in _VARS_DIRS for part in path.relative_to(root).parts[:-1])
 

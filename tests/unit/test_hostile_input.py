@@ -207,6 +207,7 @@ def test_a_wrong_vault_password_says_so(refused, tmp_path, where):
         inv = inventory(tmp_path, AGENT, **{"group_vars__agent_hosts.yml": _vault_text(b"right", "x: 1\n")})
     err = refused(inv, "deploy", "--vault-password-file", str(password_file))
     assert "does not decrypt" in err and "needs --vault-password-file" not in err, err
+    assert ("all.yml:2" if where == "inline" else "agent_hosts.yml") in err
 
 
 @pytest.mark.parametrize("where", ["inline", "whole-file"])
@@ -218,7 +219,9 @@ def test_a_missing_vault_password_says_so(refused, tmp_path, where):
     err = refused(inv, "deploy")
     assert "needs --vault-password-file" in err, err
     if where == "inline":
-        assert "agent 'bot'" in err and "field 'secrets'" in err
+        assert "all.yml:2" in err and "agent 'bot'" in err and "field 'secrets'" in err
+    else:
+        assert "agent_hosts.yml" in err
 
 
 # No silent removal: a deploy lists what it would remove and asks, like destroy.
