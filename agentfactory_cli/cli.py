@@ -433,30 +433,40 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
     req = playbook_request(args, log=_log)
     if args.verb == "destroy":
         _confirm_destroy(args, req)
-    from agentfactory_cli import prune
+    from agentfactory_cli import lock, prune
 
-    prune.confirm(args, req, _err)
-    display = RunDisplay(json_mode=args.json, verbosity=args.verbose, show_diff=req.diff)
-    if args.verb == "status":
-        from agentfactory_cli.status import StatusDisplay
-
-        display = StatusDisplay(json_mode=args.json, verbosity=args.verbose)
-    elif args.verb == "check":
-        from agentfactory_cli.status import CheckDisplay
-
-        display = CheckDisplay(json_mode=args.json, verbosity=args.verbose, agents=req.agents)
-    elif args.verb == "update":
-        from agentfactory_cli.status import UpdateDisplay
-
-        agent = req.extravars["agentfactory_update_agent"]
-        display = UpdateDisplay(agent=agent, placed=req.targets, json_mode=args.json,
-                                verbosity=args.verbose, show_diff=req.diff)
+    # The fleet's lock from the listing of what a deploy would remove to the end of the deploy
+    # (run_playbook takes it again, counted): no other run changes the fleet in between.
+    held = None
+    if req.verb not in lock.READ_ONLY_VERBS:
+        held = lock.acquire_fleet(req.fleet or req.hosts, lock.holder_info(req.verb, Path("(not yet created)")),
+                                  wait=req.wait, log=_log)
     try:
-        result = run_playbook(req, display)
+        prune.confirm(args, req, _err)
+        display = RunDisplay(json_mode=args.json, verbosity=args.verbose, show_diff=req.diff)
+        if args.verb == "status":
+            from agentfactory_cli.status import StatusDisplay
+
+            display = StatusDisplay(json_mode=args.json, verbosity=args.verbose)
+        elif args.verb == "check":
+            from agentfactory_cli.status import CheckDisplay
+
+            display = CheckDisplay(json_mode=args.json, verbosity=args.verbose, agents=req.agents)
+        elif args.verb == "update":
+            from agentfactory_cli.status import UpdateDisplay
+
+            agent = req.extravars["agentfactory_update_agent"]
+            display = UpdateDisplay(agent=agent, placed=req.targets, json_mode=args.json,
+                                    verbosity=args.verbose, show_diff=req.diff)
+        try:
+            result = run_playbook(req, display)
+        finally:
+            display.stop()
+        display.finish(result)
+        return display.exit_code(result)
     finally:
-        display.stop()
-    display.finish(result)
-    return display.exit_code(result)
+        if held:
+            held.release()
 
 
 def _log(message: str) -> None:

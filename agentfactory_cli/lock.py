@@ -62,8 +62,11 @@ class FleetLock:
         self.took_over: dict = {}  # the details a dead holder left, when we took its lock over
 
     def try_acquire(self, holder: dict) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise errors.AgentFactoryError(f"cannot open the fleet's lock {self.path}: {exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -71,12 +74,16 @@ class FleetLock:
             return False
         # Details still there: their run died without releasing (release empties the file).
         self.took_over = _parse(os.pread(fd, 4096, 0))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
         self.fd = fd
+        with contextlib.suppress(OSError):  # a full disk: the lock holds all the same, unnamed
+            self.write(holder)
         self.depth = 1
         _HELD[self.path] = self
         return True
+
+    def write(self, holder: dict) -> None:
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, json.dumps(holder).encode(), 0)
 
     def holder(self) -> dict:
         try:
@@ -125,6 +132,8 @@ def acquire_fleet(hosts: list[str], holder: dict, wait: float | None = None,
     if lock.path in _HELD:
         held = _HELD[lock.path]
         held.depth += 1
+        with contextlib.suppress(OSError):
+            held.write(holder)  # the run now going on is the one to name
         return held
     if lock.try_acquire(holder):
         return lock

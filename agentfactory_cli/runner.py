@@ -341,6 +341,7 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
     try:
         if fleet and fleet.took_over:
             display.note(f"Took over the lock left by {lock.describe(fleet.took_over)}: that process is gone.")
+            fleet.took_over = {}  # said once, also when the lock is taken again for the next run
         with _preparing(runs):
             _private_dir(artifacts)
             marker = lock.RunMarker(artifacts)

@@ -131,6 +131,24 @@ def test_the_cli_exits_75_before_anything_runs(other_run, tmp_path, monkeypatch,
     assert "another run holds this fleet: `deploy`" in err
 
 
+def test_the_cli_holds_the_lock_from_the_confirmation_to_the_end_of_the_run(tmp_path, monkeypatch):
+    from agentfactory_cli import prune
+
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    web1:\n    web2:\n    mon1:\n")
+    seen = []
+    monkeypatch.setattr(prune, "confirm", lambda *a: seen.append(FleetLock(FLEET).holder()["verb"]))
+
+    def fake_run(req, display, ident, kwargs, artifacts, init_runner):
+        seen.append(FleetLock(FLEET).holder()["artifacts"] == str(artifacts))
+        return runner.RunResult(status="successful", ansible_rc=0, hosts={}, artifacts=artifacts)
+
+    monkeypatch.setattr(runner, "_run", fake_run)
+    assert cli.main(["bootstrap", "-i", str(inventory)]) == errors.EXIT_OK
+    assert seen == ["bootstrap", True]  # held while asking; then naming the run itself
+    assert FleetLock(FLEET).try_acquire({})  # released at the end
+
+
 @pytest.mark.parametrize("verb", sorted(lock.READ_ONLY_VERBS))
 def test_read_only_verbs_take_no_lock(other_run, tmp_path, monkeypatch, verb):
     other_run()
