@@ -144,6 +144,19 @@ def test_unknown_agent_is_invalid_input(deployed):
     assert "unknown agent(s): gamma" in res.stderr
 
 
+def test_deploy_asks_before_removing_an_agent_gone_from_the_catalog(deployed):
+    full = catalog()
+    write_catalog({"agentfactory_agents": full["agentfactory_agents"][:1]})  # beta is gone
+    try:
+        res = agentfactory("deploy")  # no terminal to ask on: refused, nothing removed
+        assert res.returncode == 4, res.stdout[-2000:] + res.stderr
+        assert "beta" in res.stderr and "--yes" in res.stderr
+        for host in range(1, HOSTS + 1):
+            assert "beta-0" in containers(host)
+    finally:
+        write_catalog(full)
+
+
 def test_destroy_leaves_nothing_behind(deployed):
     res = agentfactory("destroy", "--agent", "beta")  # no terminal: refuses without --yes
     assert res.returncode == 4 and "--yes" in res.stderr

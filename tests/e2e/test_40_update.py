@@ -45,7 +45,7 @@ def versions() -> dict[str, set[str]]:
 def delta_v1(bootstrapped):
     original = CATALOG.read_text() if CATALOG.exists() else None
     write(delta("1.0.0"))
-    res = agentfactory("deploy")  # also prunes the agents of earlier tests from the hosts
+    res = agentfactory("deploy", "--yes")  # also prunes the agents of earlier tests from the hosts
     assert res.returncode == 0, res.stdout + res.stderr
     yield
     if original is not None:

@@ -54,7 +54,7 @@ def wait_for_task(name: str, before: set, timeout: float = 120) -> None:
 def echo_deployed(bootstrapped):
     original = CATALOG.read_text() if CATALOG.exists() else None
     CATALOG.write_text(yaml.safe_dump(echo("small")))
-    assert agentfactory("deploy").returncode == 0
+    assert agentfactory("deploy", "--yes").returncode == 0
     yield
     if original is not None:
         CATALOG.write_text(original)

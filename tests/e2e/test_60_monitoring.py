@@ -42,7 +42,7 @@ def test_every_node_and_replica_is_scraped(bootstrapped):
         "name": "watched", "image": ref, "image_source": "archive", "image_archive": str(archive),
         "replicas": 2, "host_port": 18700, "health": {"path": "/healthz", "interval": 2, "timeout": 2, "retries": 2},
     }]}))
-    assert agentfactory("deploy").returncode == 0
+    assert agentfactory("deploy", "--yes").returncode == 0
     res = agentfactory("monitoring")
     assert res.returncode == 0, res.stdout + res.stderr
     placed = json.loads(agentfactory("status", "--json").stdout)["replicas"]

@@ -59,7 +59,7 @@ def secret(bootstrapped) -> str:
 
 def test_secret_is_delivered_and_never_on_the_controller(secret):
     write_catalog(reference("small"))
-    calls = [run("deploy"), run("deploy", "-v", "--diff")]  # the second changes nothing
+    calls = [run("deploy", "--yes"), run("deploy", "-v", "--diff")]  # the second changes nothing
     # The file goes missing on one host: deploy -v --diff writes it again (a diff of a secret
     # file), and restarts nothing (the fingerprint holds its checksum, which did not change).
     before = containers(1)["reference-0"]["id"]

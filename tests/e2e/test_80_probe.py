@@ -103,7 +103,7 @@ def site(bootstrapped):
         "agent_systemd_files": [{"src": str(project_root() / "agents/reference/agent.py"),
                                  "dest": "/opt/agentfactory/bin/reference-agent", "mode": "0755"}],
     }, sort_keys=False))
-    res = agentfactory("site")
+    res = agentfactory("site", "--yes")
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr
     yield
     if original is not None:

@@ -37,7 +37,7 @@ def logging_agents(bootstrapped):
                                  "dest": "/opt/agentfactory/bin/reference-agent", "mode": "0755"}],
     }
     CATALOG.write_text(yaml.safe_dump(doc, sort_keys=False))
-    res = agentfactory("deploy")
+    res = agentfactory("deploy", "--yes")
     assert res.returncode == 0, res.stdout + res.stderr
     yield
     agentfactory("destroy", "--yes")
