@@ -185,10 +185,7 @@ def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool, 
             problems[f"{CATALOG_VAR} is null: write [] for no agents (a null catalog would remove every agent)"] = None
         if host.name in limited:
             problems.update(dict.fromkeys(preflight.connection_problems(host.name, hostvars, templar)))
-        try:
-            reserved[host.name] = preflight.reserved_ports(host.name, hostvars, templar, groups)
-        except AnsibleError as exc:
-            problems[f"host {host.name}: ansible_port: {str(exc).strip().splitlines()[0]}"] = None
+        reserved[host.name] = preflight.reserved_ports(host.name, hostvars, templar, groups)
 
     agents: dict[str, dict] = {}
     seen: set[tuple[int, int]] = set()

@@ -77,7 +77,10 @@ def reserved_ports(host: str, hostvars: Mapping[str, Any], templar, groups: Mapp
     from ansible.errors import AnsibleError
 
     ports: dict[int, str] = {}
-    ssh = _as_port(_render(templar, hostvars.get("ansible_port", 22)))
+    try:  # a port that does not render is reported by connection_problems (for the hosts in the run)
+        ssh = _as_port(_render(templar, hostvars.get("ansible_port", 22)))
+    except AnsibleError:
+        ssh = None
     if ssh:
         ports[ssh] = "SSH (ansible_port)"
     for group, service, variable, role in PLATFORM_PORTS:
@@ -148,7 +151,7 @@ def render_agent(agent: Mapping[str, Any], templar, *, secrets: bool) -> tuple[d
             continue
         try:
             rendered[field] = _plain(templar.template(value))
-        except AnsibleError as exc:
+        except (AnsibleError, RecursionError) as exc:
             reason, hint = _first_line(exc), vault_hint(_first_line(exc))
             if hint:
                 reason = "a vault value cannot be decrypted"

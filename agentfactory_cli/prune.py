@@ -59,6 +59,8 @@ def pending_removals(req: PlaybookRequest) -> dict[str, list[str]] | None:
         result = run_playbook(listing, display)
     finally:
         display.stop()
+    if result.exit_code == errors.EXIT_INTERRUPTED:
+        raise KeyboardInterrupt  # Ctrl-C during the listing: nothing more runs
     return display.pending if result.exit_code == 0 else None
 
 

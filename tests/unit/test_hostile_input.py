@@ -334,3 +334,17 @@ def test_schema_problems_name_the_file_and_the_agents_line(refused, tmp_path):
 def test_scale_has_the_same_bound(refused, tmp_path):
     err = refused(inventory(tmp_path), "scale", "--agent", "bot", "--replicas", "60000")
     assert "at most 100 per host" in err
+
+
+def test_ctrl_c_during_the_listing_runs_nothing_more(tmp_path, monkeypatch):
+    from agentfactory_cli.runner import RunResult
+
+    requests = []
+
+    def interrupted(req, display):
+        requests.append(req)
+        return RunResult("canceled", None, {}, tmp_path, canceled=True)
+
+    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", interrupted)
+    assert cli.main(["deploy", "-i", str(inventory(tmp_path))]) == errors.EXIT_INTERRUPTED
+    assert [r.extravars["agentfactory_action"] for r in requests] == ["prune"]
