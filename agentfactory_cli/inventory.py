@@ -184,7 +184,7 @@ def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool, 
         if CATALOG_VAR in hostvars and hostvars[CATALOG_VAR] is None:  # from a file yamlcheck did not see
             problems[f"{CATALOG_VAR} is null: write [] for no agents (a null catalog would remove every agent)"] = None
         if host.name in limited:
-            problems.update(dict.fromkeys(preflight.connection_problems(host.name, hostvars, templar)))
+            problems.update(dict.fromkeys(preflight.connection_problems(host.name, hostvars, templar, CONNECTION_VARS)))
         reserved[host.name] = preflight.reserved_ports(host.name, hostvars, templar, groups)
 
     agents: dict[str, dict] = {}

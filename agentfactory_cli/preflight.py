@@ -100,18 +100,22 @@ def _render(templar, value: Any) -> Any:
     return templar.template(value) if isinstance(value, str) and "{" in value else value
 
 
-def connection_problems(host: str, hostvars: Mapping[str, Any], templar) -> list[str]:
-    """ansible_host and ansible_port as Ansible will use them: rendered, the port a number."""
+def connection_problems(host: str, hostvars: Mapping[str, Any], templar, variables: tuple[str, ...]) -> list[str]:
+    """The connection `variables` as Ansible will use them: rendered (a vault value decrypted, never
+    shown), ansible_port a number, ansible_host not empty."""
     from ansible.errors import AnsibleError
 
     out: list[str] = []
-    for variable in ("ansible_host", "ansible_port"):
+    for variable in variables:
         if variable not in hostvars:
             continue
         try:
             value = templar.template(hostvars[variable])
-        except AnsibleError as exc:
-            out.append(f"host {host}: {variable}: {_first_line(exc)}{origin_of(hostvars[variable])}")
+        except (AnsibleError, RecursionError) as exc:
+            reason, hint = _first_line(exc), vault_hint(_first_line(exc))
+            if hint or "pass" in variable:  # a message about a password must not carry its value
+                reason = "a vault value cannot be decrypted" if hint else "cannot be rendered"
+            out.append(f"host {host}: {variable}: {reason}{hint}{origin_of(hostvars[variable])}")
             continue
         if variable == "ansible_port":
             port = value if isinstance(value, int) and not isinstance(value, bool) else \

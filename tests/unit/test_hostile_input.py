@@ -348,3 +348,17 @@ def test_ctrl_c_during_the_listing_runs_nothing_more(tmp_path, monkeypatch):
     monkeypatch.setattr("agentfactory_cli.runner.run_playbook", interrupted)
     assert cli.main(["deploy", "-i", str(inventory(tmp_path))]) == errors.EXIT_INTERRUPTED
     assert [r.extravars["agentfactory_action"] for r in requests] == ["prune"]
+
+
+@pytest.mark.parametrize("password", [None, b"wrong"])
+def test_a_vaulted_connection_variable_must_decrypt(refused, tmp_path, password):
+    block = "\n".join("    " + line for line in _vault_text(b"right", "sudo-pw").splitlines())
+    inv = inventory(tmp_path, AGENT, **{"group_vars__agent_hosts.yml": f"ansible_become_password: !vault |\n{block}\n"})
+    argv = ["check"]
+    if password:
+        (tmp_path / "pw").write_bytes(password)
+        argv += ["--vault-password-file", str(tmp_path / "pw")]
+    err = refused(inv, *argv)
+    assert "host h1: ansible_become_password" in err and "agent_hosts.yml:1" in err, err
+    assert ("does not decrypt" if password else "needs --vault-password-file") in err
+    assert "sudo-pw" not in err
