@@ -14,8 +14,14 @@ Validation happens in two passes, and every problem of both passes is reported a
    source, the replicas' host ports fitting in 65535, placements (``hosts``) that must match
    at least one inventory host, host ports colliding between agents on a shared host, gateway
    ports (``gateway.port``) shared by two agents or equal to the host port of a replica placed
-   on a host of the group ``gateway`` (where HAProxy binds every gateway port), the minimum
-   memory limit, and how secrets are given.
+   on a host of the group ``gateway`` (where HAProxy binds every gateway port), the ports the
+   platform itself uses on a host (``reserved``: SSH, exporters, monitoring, registry, gateway
+   metrics), at most :data:`MAX_REPLICAS_PER_HOST` replicas, the minimum memory limit, and how
+   secrets are given.
+
+Numbers must be finite (no ``.nan``/``.inf``) and patterns match the whole value (a trailing
+newline included). YAML-level surprises (duplicate keys, YAML 1.1 octal and yes/no, alias bombs)
+are refused before this, by :mod:`agentfactory_cli.yamlcheck`, with their file and line.
 
 Values are checked as found in the inventory, before templating. ``secrets`` in particular
 must be handed over untemplated, so that ``strict`` can tell a vault reference from a literal.

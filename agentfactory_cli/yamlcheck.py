@@ -216,21 +216,28 @@ class _Walk:
     # The rules --------------------------------------------------------------------------
 
     def _keys(self, node: yaml.MappingNode, where: tuple | None) -> None:
-        first: dict[str, yaml.ScalarNode] = {}
+        first: dict[str, yaml.ScalarNode] = {}  # by the text a key becomes once rendered
+        same: dict[object, yaml.ScalarNode] = {}  # by Python's equality: true == 1 == 1.0 is one key
         for key, _value in node.value:
             if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
                 continue
-            text = _as_text(self.constructor.construct_object(key))
+            value = self.constructor.construct_object(key)
+            text = _as_text(value)
             earlier = first.setdefault(text, key)
             if earlier is key:
-                continue
+                earlier = same.setdefault(value, key)
+                if earlier is key:
+                    continue
             line = earlier.start_mark.line + 1
             if (earlier.tag, earlier.value) == (key.tag, key.value):
                 message = (f"key {key.value!r} appears twice in one mapping (also on line {line}); YAML "
                            "keeps only the last one")
-            else:
+            elif _as_text(self.constructor.construct_object(earlier)) == text:
                 message = (f"keys {_source(earlier)} (line {line}) and {_source(key)} both become {text!r} "
                            "once rendered: keep one")
+            else:
+                message = (f"keys {_source(earlier)} (line {line}) and {_source(key)} are one key once loaded "
+                           "(YAML 1.1 reads both as the same value): keep one, or quote them")
             self._add(key, where, message)
 
     def _scalar(self, node: yaml.ScalarNode, where: tuple, key: bool = False) -> None:

@@ -70,6 +70,7 @@ VALUES = {
     "on-key": (with_field("config: {on: 1}"), ["all.yml:6", "field 'config'", "key on"]),
     "colliding-keys": (with_field("config: {1: a, '1': b}"), ["all.yml:6", "field 'config'", "both become '1'"]),
     "bool-keys": (with_field("config: {true: a, 'true': b}"), ["all.yml:6", "both become 'true'"]),
+    "one-and-true": (with_field("config: {1: a, true: b}"), ["all.yml:6", "field 'config'", "are one key"]),
     "duplicate-key": (AGENT + "agentfactory_agents: []\n", ["all.yml:6", "'agentfactory_agents' appears twice"]),
     "duplicate-field": (with_field("replicas: 3"), ["all.yml:6", "agent 'bot'", "'replicas' appears twice"]),
     "trailing-newline": (AGENT.replace("name: bot", 'name: "bot\\n"'), ["field 'name'", "all.yml"]),
