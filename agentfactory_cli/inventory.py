@@ -69,13 +69,13 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
     # An unparsable source must be an error, as in our runs (ANSIBLE_INVENTORY_UNPARSED_FAILED).
     C.INVENTORY_UNPARSED_IS_FAILED = True
     C.INVENTORY_ANY_UNPARSED_IS_FAILED = True
-    # Our own reading first: Ansible's loader keeps the last of two duplicate keys, and an alias
-    # bomb or a value nested hundreds deep would hang it or end in a traceback.
-    files = yamlcheck.inventory_files(paths)
-    yamlcheck.check_files(files)
     loader = DataLoader()
     if vault_ids or vault_passwords:
         _set_vault_secrets(loader, vault_ids or [], vault_passwords or {})
+    # Our own reading first: Ansible's loader keeps the last of two duplicate keys, and an alias
+    # bomb or a value nested hundreds deep would hang it or end in a traceback.
+    files = yamlcheck.inventory_files(paths)
+    yamlcheck.check_files(files, decrypt=lambda text: _decrypt(loader, text))
     warnings: list[tuple[str, BaseException | None]] = []
     try:
         with _collect_warnings(warnings):
@@ -104,6 +104,16 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
     return Inventory(paths=paths, groups=groups, agent_names=list(agents), agents=agents,
                      limited=[h.name for h in matched],
                      connections=_connections(loader, manager) if connections else {})
+
+
+def _decrypt(loader, text: str) -> str | None:
+    """A whole-file vault's text with the loader's vault secrets; None when they do not open it."""
+    from ansible.errors import AnsibleError
+
+    try:
+        return loader._vault.decrypt(text).decode(errors="replace")
+    except (AnsibleError, AttributeError, ValueError):
+        return None
 
 
 def _set_vault_secrets(loader, vault_ids: list[str], vault_passwords: dict[str, str]) -> None:

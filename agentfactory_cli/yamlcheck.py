@@ -74,11 +74,15 @@ def _in_vars_dir(path: Path, root: Path) -> bool:
     return any(part in _VARS_DIRS for part in path.relative_to(root).parts[:-1])
 
 
-def check_files(paths: Iterable[Path]) -> None:
-    """Every problem of every file at once, as InvalidInput; nothing when all are fine."""
+def check_files(paths: Iterable[Path], decrypt=None) -> None:
+    """Every problem of every file at once, as InvalidInput; nothing when all are fine. `decrypt`
+    turns a whole-file vault into its text (None when it cannot: Ansible then says why)."""
     problems: list[str] = []
     for path in paths:
-        problems += check_text(path.read_text(errors="replace"), _display(path))
+        text = path.read_text(errors="replace")
+        if decrypt is not None and text.lstrip().startswith("$ANSIBLE_VAULT;"):
+            text = decrypt(text) or text
+        problems += check_text(text, _display(path))
     if len(problems) == 1:
         raise InvalidInput(problems[0])
     if problems:

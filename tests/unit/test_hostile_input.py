@@ -363,3 +363,11 @@ def test_a_vaulted_connection_variable_must_decrypt(refused, tmp_path, password)
     assert "host h1: ansible_become_password" in err and "agent_hosts.yml:1" in err, err
     assert ("does not decrypt" if password else "needs --vault-password-file") in err
     assert "sudo-pw" not in err
+
+
+def test_a_whole_file_vault_is_checked_once_decrypted(refused, tmp_path):
+    (tmp_path / "pw").write_text("right\n")
+    vaulted = _vault_text(b"right", AGENT + "    port: 0100\n")
+    inv = inventory(tmp_path, "x: 1\n", **{"group_vars__agent_hosts.yml": vaulted})
+    err = refused(inv, "check", "--vault-password-file", str(tmp_path / "pw"))
+    assert "agent_hosts.yml:6: agent 'bot': field 'port'" in err, err
