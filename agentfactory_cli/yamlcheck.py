@@ -225,7 +225,7 @@ class _Walk:
         for key, _value in node.value:
             if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
                 continue
-            value = self.constructor.construct_object(key)
+            value = self._value(key)
             text = _as_text(value)
             earlier = first.setdefault(text, key)
             if earlier is key:
@@ -236,13 +236,20 @@ class _Walk:
             if (earlier.tag, earlier.value) == (key.tag, key.value):
                 message = (f"key {key.value!r} appears twice in one mapping (also on line {line}); YAML "
                            "keeps only the last one")
-            elif _as_text(self.constructor.construct_object(earlier)) == text:
+            elif _as_text(self._value(earlier)) == text:
                 message = (f"keys {_source(earlier)} (line {line}) and {_source(key)} both become {text!r} "
                            "once rendered: keep one")
             else:
                 message = (f"keys {_source(earlier)} (line {line}) and {_source(key)} are one key once loaded "
                            "(YAML 1.1 reads both as the same value): keep one, or quote them")
             self._add(key, where, message)
+
+    def _value(self, node: yaml.ScalarNode) -> object:
+        """A scalar as PyYAML loads it; Ansible's own tags (!unsafe, !vault) stay their text."""
+        try:
+            return self.constructor.construct_object(node)
+        except yaml.YAMLError:
+            return node.value
 
     def _scalar(self, node: yaml.ScalarNode, where: tuple, key: bool = False) -> None:
         if node.style:  # quoted or a block: a string, as written
