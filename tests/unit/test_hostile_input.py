@@ -371,3 +371,15 @@ def test_a_whole_file_vault_is_checked_once_decrypted(refused, tmp_path):
     inv = inventory(tmp_path, "x: 1\n", **{"group_vars__agent_hosts.yml": vaulted})
     err = refused(inv, "check", "--vault-password-file", str(tmp_path / "pw"))
     assert "agent_hosts.yml:6: agent 'bot': field 'port'" in err, err
+
+
+@pytest.mark.parametrize("text", [
+    "mode: 0644\nenabled: yes\n",  # outside the catalog: other roles' YAML 1.1 as Ansible reads it
+    "base: &base {a: 1}\nmore:\n  <<: *base\n  a: 2\n",  # a merge key overridden: no duplicate
+    "x:\n  !unsafe a: 1\n  b: !unsafe '{{ c }}'\n",  # Ansible's own tags
+    AGENT + "    config: {'on': 1, enabled: true, ratio: 0.5, big: 1.5e+3}\n",
+])
+def test_what_is_not_refused(text):
+    from agentfactory_cli import yamlcheck
+
+    assert yamlcheck.check_text(text, "f.yml") == []
