@@ -86,9 +86,10 @@ creds = json.loads(sys.stdin.read())
 tls = ssl.create_default_context(cadata=creds["ca"])
 headers = {"Authorization": "Bearer " + creds["key"]}
 ok = failed = 0
-errors = []
+errors, latencies = [], []
 deadline = time.monotonic() + SECONDS
 while time.monotonic() < deadline and not os.path.exists("/tmp/stop-load") and ok + failed < 30000:
+    started = time.monotonic()
     try:
         request = urllib.request.Request(f"https://127.0.0.1:{PORT}/healthz", headers=headers)
         with urllib.request.urlopen(request, timeout=5, context=tls) as answer:
@@ -96,8 +97,12 @@ while time.monotonic() < deadline and not os.path.exists("/tmp/stop-load") and o
     except Exception as exc:
         failed += 1
         errors.append(str(exc)[:120])
+    latencies.append(time.monotonic() - started)
     time.sleep(0.02)
-print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5]}))
+latencies.sort()
+p99 = round(latencies[int(len(latencies) * 0.99)] * 1000) if latencies else None
+slowest = round(latencies[-1] * 1000) if latencies else None
+print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5], "p99_ms": p99, "max_ms": slowest}))
 """
 
 # One request through the gateway, from the gateway host: prints {"status", "body"}.
@@ -146,7 +151,7 @@ def start_load(port: int, seconds: int = 400) -> subprocess.Popen:
 
 
 def stop_load(proc: subprocess.Popen) -> dict:
-    """{ok, failed, errors} of the requests start_load sent."""
+    """{ok, failed, errors, p99_ms, max_ms} of the requests start_load sent."""
     on_host(1, "touch", "/tmp/stop-load")
     out, err = proc.communicate(timeout=60)
     return json.loads(out or "{}") if out.strip() else {"ok": 0, "failed": -1, "errors": [err]}

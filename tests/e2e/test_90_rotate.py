@@ -39,13 +39,19 @@ def serial(index: int) -> str:
     return on_host(index, "openssl", "x509", "-noout", "-serial", "-in", "/etc/agentfactory/pki/host.crt").stdout
 
 
+def served_serial(port: int) -> str:
+    """The serial of the certificate a TLS service on the first host presents."""
+    return on_host(1, "sh", "-c", f"openssl s_client -connect 127.0.0.1:{port} </dev/null 2>/dev/null"
+                   " | openssl x509 -noout -serial").stdout
+
+
 @pytest.fixture(scope="module")
 def behind_gateway(bootstrapped):
     doc = reference("small")
     doc["agentfactory_agents"][0]["gateway"] = {"port": PORT}
     doc["agentfactory_agents"][0]["replicas"] = 2
     write_catalog(doc)
-    res = agentfactory("deploy")
+    res = agentfactory("deploy", "--yes")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr
     assert through_gateway(PORT, "/healthz")[0] == 200
 
@@ -67,6 +73,9 @@ def test_rotate_under_load_loses_no_request(behind_gateway):
                  "vault_registry_pull_password", "vault_gateway_stats_password"):
         assert after[name] != before[name], name
     assert not set(serials) & {serial(i) for i in range(1, len(host_names()) + 1)}  # every host: a new one
+    # The gateway, the registry and Prometheus serve the new certificate of their host.
+    for port in (PORT, 5000, 9090):
+        assert served_serial(port) == serial(1), port
     # The agent reads its new secret on every host.
     for index in range(1, len(host_names()) + 1):
         assert on_host(index, "cat", SECRET_FILE).stdout.rstrip("\n") == after["vault_reference_api_key"]
