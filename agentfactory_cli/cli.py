@@ -443,6 +443,9 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
                                   wait=req.wait, log=_log)
     try:
         prune.confirm(args, req, _err)
+        prepare = VERBS[args.verb].prepare if args.verb in VERBS else None
+        if prepare:
+            prepare(args, req.inventories, req.check)
         display = RunDisplay(json_mode=args.json, verbosity=args.verbose, show_diff=req.diff)
         if args.verb == "status":
             from agentfactory_cli.status import StatusDisplay

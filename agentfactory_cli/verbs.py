@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agentfactory_cli.errors import InvalidInput
@@ -25,6 +26,9 @@ class Verb:
     agents: bool = False
     # Another playbook for some options (rotate --retire); default `playbook`.
     playbook_of: Callable[[argparse.Namespace], str] | None = None
+    # What to do on the controller before the run, once the fleet's lock is held: (args, the
+    # inventory paths, check mode).
+    prepare: Callable[[argparse.Namespace, list[Path], bool], None] | None = None
 
     def playbook_for(self, args: argparse.Namespace) -> str:
         return self.playbook_of(args) if self.playbook_of else self.playbook
@@ -72,18 +76,16 @@ def _update(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
     return extravars
 
 
-def _rotate(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
-    """On a lab, new values for its generated secrets before the run (not in check mode): an
-    operator's own inventory carries the new values in its vault already."""
+def _rotate(args: argparse.Namespace, inventories: list[Path], check: bool) -> None:
+    """On a lab, new values for its generated secrets (not in check mode), under the fleet's
+    lock: an operator's own inventory carries the new values in its vault already."""
     from agentfactory_cli import labsecrets
     from agentfactory_cli.lab import lab_of_inventory
 
-    labs = [lab for lab in map(lab_of_inventory, inventory.paths) if lab is not None]
-    if labs and not args.check:
-        lab = labs[0]
+    labs = [lab for lab in map(lab_of_inventory, inventories) if lab is not None]
+    if labs and not check:
         change = labsecrets.retire if args.retire else labsecrets.rotate
-        change(lab.vault_file, lab.vault_password_file)
-    return {}
+        change(labs[0].vault_file, labs[0].vault_password_file)
 
 
 def _names(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
@@ -112,6 +114,6 @@ VERBS: dict[str, Verb] = {
                    _names, agents=True),
     "site": Verb("site.yml", "everything, in order: bootstrap, monitoring, registry, deploy, gateway"),
     "rotate": Verb("rotate.yml", "new host certificates, passwords, API keys and agent secrets, without downtime "
-                   "(--retire: the API keys it replaced stop working)", _rotate,
-                   playbook_of=lambda args: "gateway.yml" if args.retire else "rotate.yml"),
+                   "(--retire: the API keys it replaced stop working)",
+                   playbook_of=lambda args: "gateway.yml" if args.retire else "rotate.yml", prepare=_rotate),
 }

@@ -6,6 +6,7 @@ import pytest
 
 from agentfactory_cli import cli, labsecrets
 from agentfactory_cli.lab import Lab
+from agentfactory_cli.verbs import VERBS
 
 
 @pytest.fixture
@@ -19,7 +20,17 @@ def lab():
 
 
 def request_for(argv):
-    return cli.playbook_request(cli.build_parser().parse_args(argv))
+    """The run request, and the verb's own step before the run (done under the fleet's lock)."""
+    args = cli.build_parser().parse_args(argv)
+    req = cli.playbook_request(args)
+    VERBS["rotate"].prepare(args, req.inventories, req.check)
+    return req
+
+
+def test_the_lab_keeps_its_secrets_until_the_rotation_runs(lab):
+    before = secrets(lab)
+    cli.playbook_request(cli.build_parser().parse_args(["rotate", "--lab", "rot"]))  # validation only
+    assert secrets(lab) == before
 
 
 def secrets(lab):
@@ -56,3 +67,28 @@ def test_rotate_on_an_operators_inventory_leaves_its_vault_alone(tmp_path):
     req = request_for(["rotate", "-i", str(inventory)])
     assert req.playbook == "rotate.yml"
     assert [p.name for p in tmp_path.iterdir()] == ["hosts.yml"]  # no vault written beside it
+
+
+def test_the_cli_renews_the_secrets_under_the_fleet_lock_right_before_the_run(lab, monkeypatch):
+    import dataclasses
+    from pathlib import Path
+
+    from agentfactory_cli import lock
+    from agentfactory_cli.runner import RunResult
+
+    before = secrets(lab)
+    seen = {}
+    real_prepare = VERBS["rotate"].prepare
+
+    def prepare(args, inventories, check):
+        seen["locked"] = bool(lock._HELD)  # the fleet's lock is held by now
+        real_prepare(args, inventories, check)
+
+    def fake_run(req, display):
+        seen["renewed"] = secrets(lab) != before
+        return RunResult(status="successful", ansible_rc=0, hosts={}, artifacts=Path("/tmp/a"), canceled=False)
+
+    monkeypatch.setitem(VERBS, "rotate", dataclasses.replace(VERBS["rotate"], prepare=prepare))
+    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", fake_run)
+    assert cli.main(["rotate", "--lab", "rot", "--json"]) == 0
+    assert seen == {"locked": True, "renewed": True}
