@@ -24,7 +24,6 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 deps: apt-deps venv  ## install every apt and Python dependency (idempotent)
-	@$(PY) -c 'from agentfactory_cli.paths import ensure_collection_link as e; e()'
 
 apt-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

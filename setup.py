@@ -1,14 +1,15 @@
 """Packaging beyond pyproject.toml: the wheel carries what the CLI runs (playbooks, roles,
 plugins, ansible.cfg, the reference agent, the lab's and the example's inventories) as data
-files under <prefix>/share/agentfactory, where agentfactory_cli.paths.project_root() finds them
-when the package is not run from a checkout."""
+files, laid out as the collection agentfactory.fleet under <prefix>/share/agentfactory/collections,
+where agentfactory_cli.paths.project_root() finds them when the package is not run from a
+checkout."""
 
 from pathlib import Path
 
 from setuptools import setup
 
 ROOT = Path(__file__).resolve().parent
-SHARE = Path("share") / "agentfactory"
+SHARE = Path("share", "agentfactory", "collections", "ansible_collections", "agentfactory", "fleet")
 SHIPPED = ("ansible.cfg", "galaxy.yml", "meta", "playbooks", "roles", "plugins", "agents",
            "inventory/lab/group_vars", "inventory/example")
 # Never shipped: the lab's generated secrets (`lab up` writes them), bytecode.

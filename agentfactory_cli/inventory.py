@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentfactory_cli import preflight, yamlcheck
+from agentfactory_cli import preflight
 from agentfactory_cli.errors import InvalidInput
 from agentfactory_cli.lab import DEFAULT_LAB, Lab
 
@@ -65,6 +65,8 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
+
+    from agentfactory_cli import yamlcheck
 
     # An unparsable source must be an error, as in our runs (ANSIBLE_INVENTORY_UNPARSED_FAILED).
     C.INVENTORY_UNPARSED_IS_FAILED = True
@@ -173,7 +175,7 @@ def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool, 
     from ansible.vars.hostvars import HostVars
     from ansible.vars.manager import VariableManager
 
-    from agentfactory_cli.catalog import CATALOG_VAR, DEFAULTS_VAR, normalise_agent, validate_catalog
+    from agentfactory_cli.model import catalog as model
 
     variables = VariableManager(loader=loader, inventory=manager)
     # What a play has and get_vars alone does not: templates may read other hosts' variables.
@@ -191,8 +193,9 @@ def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool, 
             raise InvalidInput(f"variables of host {host.name} cannot be read{files}: {reason}{hint}") from None
         templar = Templar(loader=loader, variables=hostvars)
         views[host.name] = (hostvars, templar)
-        if CATALOG_VAR in hostvars and hostvars[CATALOG_VAR] is None:  # from a file yamlcheck did not see
-            problems[f"{CATALOG_VAR} is null: write [] for no agents (a null catalog would remove every agent)"] = None
+        if model.CATALOG_VAR in hostvars and hostvars[model.CATALOG_VAR] is None:  # from a file yamlcheck did not see
+            problems[f"{model.CATALOG_VAR} is null: write [] for no agents "
+                     "(a null catalog would remove every agent)"] = None
         if host.name in limited:
             problems.update(dict.fromkeys(preflight.connection_problems(host.name, hostvars, templar, CONNECTION_VARS)))
         reserved[host.name] = preflight.reserved_ports(host.name, hostvars, templar, groups)
@@ -200,17 +203,17 @@ def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool, 
     agents: dict[str, dict] = {}
     seen: set[tuple[int, int]] = set()
     for hostvars, _templar in views.values():
-        catalog, defaults = hostvars.get(CATALOG_VAR), hostvars.get(DEFAULTS_VAR)
+        catalog, defaults = hostvars.get(model.CATALOG_VAR), hostvars.get(model.DEFAULTS_VAR)
         key = (id(catalog), id(defaults))
         if key in seen:
             continue
         seen.add(key)
-        for problem in validate_catalog(catalog, groups, defaults=defaults, strict=strict, reserved=reserved):
+        for problem in model.validate_catalog(catalog, groups, defaults=defaults, strict=strict, reserved=reserved):
             where = _where(problem, catalog, defaults)
             problems[f"{where}: {problem}" if where else str(problem)] = None
         for agent in catalog if isinstance(catalog, list) else []:
             if isinstance(agent, dict) and isinstance(agent.get("name"), str):
-                agents.setdefault(agent["name"], normalise_agent(agent, defaults))
+                agents.setdefault(agent["name"], model.normalise_agent(agent, defaults))
     if not problems:
         problems.update(dict.fromkeys(_placed_nowhere(views, groups)))
     if not problems:
@@ -223,10 +226,10 @@ def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool, 
 
 def _where(problem, catalog, defaults) -> str:
     """FILE:LINE of what a problem is about: its agent, the defaults, or the catalog."""
-    from agentfactory_cli.catalog import DEFAULTS_VAR
+    from agentfactory_cli.model import catalog as model
 
     value = catalog
-    if problem.agent == DEFAULTS_VAR:
+    if problem.agent == model.DEFAULTS_VAR:
         value = defaults
     elif problem.index and isinstance(catalog, list) and problem.index <= len(catalog):
         value = catalog[problem.index - 1]
@@ -236,13 +239,14 @@ def _where(problem, catalog, defaults) -> str:
 def _placed_nowhere(views: dict[str, tuple], groups: dict[str, list[str]]) -> list[str]:
     """Agents that no host would run: each host runs the agents of its own view of the catalog
     that place it, so a host_vars catalog can name an agent for hosts whose catalog lacks it."""
-    from agentfactory_cli.catalog import CATALOG_VAR, DEFAULTS_VAR, normalise_agent, resolve_hosts
+    from agentfactory_cli.model import catalog as model
 
     runs: dict[str, bool] = {}
     placed_on: dict[str, tuple[list[str], str]] = {}
     for host, (hostvars, _templar) in views.items():
-        for agent in hostvars.get(CATALOG_VAR) or []:
-            hosts, _ = resolve_hosts(normalise_agent(agent, hostvars.get(DEFAULTS_VAR))["hosts"], groups)
+        for agent in hostvars.get(model.CATALOG_VAR) or []:
+            merged = model.normalise_agent(agent, hostvars.get(model.DEFAULTS_VAR))
+            hosts, _ = model.resolve_hosts(merged["hosts"], groups)
             runs[agent["name"]] = runs.get(agent["name"], False) or host in hosts
             placed_on.setdefault(agent["name"], (hosts, preflight.origin_of(agent).strip(" ()")))
     out = []
@@ -251,7 +255,7 @@ def _placed_nowhere(views: dict[str, tuple], groups: dict[str, list[str]]) -> li
         if not running and hosts:
             shown = ", ".join(hosts[:5]) + (f" and {len(hosts) - 5} more" if len(hosts) > 5 else "")
             out.append(f"{where + ': ' if where else ''}agent '{name}': field 'hosts': places it on {shown}, whose "
-                       f"own {CATALOG_VAR} (group_vars/host_vars) has no agent '{name}': it would run nowhere")
+                       f"own {model.CATALOG_VAR} (group_vars/host_vars) has no agent '{name}': it would run nowhere")
     return out
 
 
@@ -259,18 +263,18 @@ def _rendered_problems(views: dict[str, tuple], groups: dict[str, list[str]], re
                        secrets: bool) -> list[str]:
     """Each host's agents rendered with its variables (as the agent role will), then checked again:
     an undefined variable, or a value that is only wrong once rendered (spaces in an image)."""
-    from agentfactory_cli.catalog import CATALOG_VAR, DEFAULTS_VAR, normalise_agent, resolve_hosts, validate_catalog
+    from agentfactory_cli.model import catalog as model
 
     found: dict[str, str] = {}  # problem -> the first host it was seen for
     for host, (hostvars, templar) in views.items():
-        catalog, defaults = hostvars.get(CATALOG_VAR) or [], hostvars.get(DEFAULTS_VAR) or {}
+        catalog, defaults = hostvars.get(model.CATALOG_VAR) or [], hostvars.get(model.DEFAULTS_VAR) or {}
         rendered_defaults, failures = preflight.render_agent(defaults, templar, secrets=secrets)
         for name, message in failures:
-            found.setdefault(f"{preflight.origin_of(defaults).strip(' ()')}: {DEFAULTS_VAR}: field '{name}': "
+            found.setdefault(f"{preflight.origin_of(defaults).strip(' ()')}: {model.DEFAULTS_VAR}: field '{name}': "
                              f"{message}", host)
         rendered = []
         for agent in catalog:
-            placed, _ = resolve_hosts(normalise_agent(agent, defaults)["hosts"], groups)
+            placed, _ = model.resolve_hosts(model.normalise_agent(agent, defaults)["hosts"], groups)
             if host not in placed:
                 continue
             result, failures = preflight.render_agent(agent, templar, secrets=secrets)
@@ -279,7 +283,7 @@ def _rendered_problems(views: dict[str, tuple], groups: dict[str, list[str]], re
                 found.setdefault(f"{where}: agent '{agent['name']}': field '{name}': {message}", host)
             if not failures:
                 rendered.append(result)
-        for problem in validate_catalog(rendered, groups, defaults=rendered_defaults, reserved=reserved):
+        for problem in model.validate_catalog(rendered, groups, defaults=rendered_defaults, reserved=reserved):
             found.setdefault(f"{problem}", host)
     return [f"{problem} (rendered for host {host})" for problem, host in found.items()]
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from pathlib import Path
+
+# Where setup.py puts the project in a wheel: a collections directory of its own.
+INSTALLED_COLLECTION = Path("share", "agentfactory", "collections", "ansible_collections", "agentfactory", "fleet")
 
 
 def project_root() -> Path:
     """The directory holding ansible.cfg, playbooks/ and roles/.
 
     From a checkout (or an editable install) that is the package's parent; a wheel installs them
-    under <prefix>/share/agentfactory (setup.py). AGENTFACTORY_HOME points the CLI at another
-    checkout.
+    as the collection agentfactory.fleet under <prefix>/share/agentfactory/collections
+    (setup.py). AGENTFACTORY_HOME points the CLI at another checkout.
     """
     env = os.environ.get("AGENTFACTORY_HOME")
     if env:
@@ -21,7 +23,7 @@ def project_root() -> Path:
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "ansible.cfg").exists():
         return checkout
-    installed = Path(sys.prefix) / "share" / "agentfactory"
+    installed = Path(sys.prefix) / INSTALLED_COLLECTION
     return installed if (installed / "ansible.cfg").exists() else checkout
 
 
@@ -43,16 +45,14 @@ def state_dir() -> Path:
     return Path(xdg) / "agentfactory"
 
 
-def ensure_collection_link() -> None:
-    """Make the project importable as the collection agentfactory.fleet (FQCN module names).
+def collections_root() -> Path:
+    """The directory whose ansible_collections/agentfactory/fleet is this project.
 
-    ansible.cfg puts ./.ansible/collections on the collections path; the project root itself
-    is the collection, so a link there is all it takes (ansible-lint makes the same link).
+    A checkout commits the link .ansible/collections/ansible_collections/agentfactory/fleet -> the
+    root; a wheel installs the project at <prefix>/share/agentfactory/collections/
+    ansible_collections/agentfactory/fleet itself (setup.py).
     """
     root = project_root()
-    link = root / ".ansible" / "collections" / "ansible_collections" / "agentfactory" / "fleet"
-    if link.is_symlink() or link.exists():
-        return
-    link.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):  # made by a concurrent run
-        link.symlink_to(root, target_is_directory=True)
+    if root.parent.parent.name == "ansible_collections":
+        return root.parents[2]
+    return root / ".ansible" / "collections"

@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from agentfactory_cli import errors
-from agentfactory_cli.catalog import resolve_hosts
-from agentfactory_cli.fleet import replica_name
 from agentfactory_cli.inventory import Inventory
+from agentfactory_cli.model import catalog, fleet
 
 EXIT_SSH_FAILED = 255  # exec: a host could not be reached (as ssh itself says it)
 DEFAULT_TAIL = 100
@@ -59,7 +58,7 @@ class Replica:
 
     @property
     def name(self) -> str:
-        return replica_name(self.agent, self.index)
+        return fleet.replica_name(self.agent, self.index)
 
     @property
     def unit(self) -> str:
@@ -77,7 +76,7 @@ def select(target: str, inventory: Inventory, hosts: list[str] | None) -> list[R
     if agent is None:
         known = ", ".join(inventory.agent_names) or "none"
         raise errors.InvalidInput(f"unknown agent: {agent_name} (the catalog has: {known})")
-    placed, _ = resolve_hosts(agent["hosts"], inventory.groups)
+    placed, _ = catalog.resolve_hosts(agent["hosts"], inventory.groups)
     placed = [h for h in placed if h in inventory.limited]
     if hosts:
         elsewhere = sorted(set(hosts) - set(placed))

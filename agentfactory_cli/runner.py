@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agentfactory_cli import errors, lock
-from agentfactory_cli.paths import ensure_collection_link, project_root, state_dir
+from agentfactory_cli.paths import collections_root, project_root, state_dir
 
 # Names the file that stops a run between tasks (plugins/strategy/stoppable.py reads it).
 STOP_FILE_ENV = "AGENTFACTORY_STOP_FILE"
@@ -186,6 +186,10 @@ def build_runner_kwargs(req: PlaybookRequest, ident: str) -> dict[str, Any]:
         "inventory": [str(p) for p in req.inventories],
         "envvars": {
             "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+            # ansible.cfg's list with this project's place made absolute: an installed package
+            # has no ./.ansible link beside its ansible.cfg.
+            "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(
+                [str(collections_root()), "~/.ansible/collections", "/usr/share/ansible/collections"]),
             # An inventory Ansible cannot parse is an error, not a warning and an empty run.
             "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
             "ANSIBLE_NOCOLOR": "True",
@@ -366,7 +370,6 @@ def _preparing(runs: Path):
 
 def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], artifacts: Path,
          init_runner) -> RunResult:
-    ensure_collection_link()
     _install_spawn_hook()
     kept_env = set(kwargs["envvars"])
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from agentfactory_cli.errors import InvalidInput
-from agentfactory_cli.fleet import with_tag
 from agentfactory_cli.inventory import Inventory
 
 
@@ -46,10 +45,10 @@ def _scale(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
         raise InvalidInput("scale takes exactly one --agent NAME")
     if args.replicas is None:
         raise InvalidInput("scale needs --replicas N (0 or more)")
-    from agentfactory_cli.catalog import MAX_REPLICAS_PER_HOST  # jsonschema: not for --help
+    from agentfactory_cli.model import catalog  # Ansible and jsonschema: not for --help
 
-    if args.replicas > MAX_REPLICAS_PER_HOST:
-        raise InvalidInput(f"--replicas: at most {MAX_REPLICAS_PER_HOST} per host (got {args.replicas})")
+    if args.replicas > catalog.MAX_REPLICAS_PER_HOST:
+        raise InvalidInput(f"--replicas: at most {catalog.MAX_REPLICAS_PER_HOST} per host (got {args.replicas})")
     return {"agentfactory_action": "deploy", "agentfactory_only_agents": args.agent,
             "agentfactory_replicas": {args.agent[0]: args.replicas}}
 
@@ -72,7 +71,9 @@ def _update(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
     if args.image:
         if agent["runtime"] != "docker":
             raise InvalidInput(f"--image: agent {agent['name']!r} runs under systemd, it has no image")
-        extravars["agentfactory_images"] = {agent["name"]: with_tag(agent["image"], args.image)}
+        from agentfactory_cli.model import fleet
+
+        extravars["agentfactory_images"] = {agent["name"]: fleet.with_tag(agent["image"], args.image)}
     return extravars
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from agentfactory_cli.catalog import CATALOG_VAR, DEFAULTS_VAR
 from agentfactory_cli.errors import InvalidInput
+from agentfactory_cli.model import catalog
 
 # Nodes a file may expand to once every alias is replaced by what it names: a big inventory has a
 # few ten thousand; a 1 KB alias bomb has billions.
@@ -177,7 +177,7 @@ class _Walk:
                 self._keys(node, where)
                 for key, value in node.value:
                     if where is None and _is_null_catalog(key, value):
-                        self._add(value, None, f"{CATALOG_VAR} is null: write [] for no agents (a null catalog "
+                        self._add(value, None, f"{catalog.CATALOG_VAR} is null: write [] for no agents (a null catalog "
                                                "would remove every agent)")
                     if where is not None and isinstance(key, yaml.ScalarNode):
                         self._scalar(key, where, key=True)
@@ -191,7 +191,7 @@ class _Walk:
         if not isinstance(key, yaml.ScalarNode):
             return where
         if where is None:
-            if key.value in (CATALOG_VAR, DEFAULTS_VAR):
+            if key.value in (catalog.CATALOG_VAR, catalog.DEFAULTS_VAR):
                 return (key.value, None, "")
             return None
         variable, agent, path = where
@@ -202,7 +202,7 @@ class _Walk:
         if where is None:
             return None
         variable, agent, path = where
-        if variable == CATALOG_VAR and agent is None and not path:
+        if variable == catalog.CATALOG_VAR and agent is None and not path:
             name = next((v.value for k, v in getattr(item, "value", []) if isinstance(item, yaml.MappingNode)
                          and isinstance(k, yaml.ScalarNode) and k.value == "name"
                          and isinstance(v, yaml.ScalarNode)), None)
@@ -268,7 +268,7 @@ class _Walk:
 
 
 def _is_null_catalog(key: yaml.Node, value: yaml.Node) -> bool:
-    return (isinstance(key, yaml.ScalarNode) and key.value == CATALOG_VAR and isinstance(value, yaml.ScalarNode)
+    return (isinstance(key, yaml.ScalarNode) and key.value == catalog.CATALOG_VAR and isinstance(value, yaml.ScalarNode)
             and value.tag == "tag:yaml.org,2002:null")
 
 

@@ -2,6 +2,10 @@
 
 import pytest
 
+# Ansible's collection loader in place: tests import the fleet model (plugins/plugin_utils) as
+# ansible_collections.agentfactory.fleet.plugins.plugin_utils, as the CLI and the filters do.
+import agentfactory_cli.model  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path, monkeypatch, request):

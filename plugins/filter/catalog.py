@@ -1,15 +1,8 @@
-"""Filters over the agent catalog: thin shims over agentfactory_cli.fleet (tested there)."""
+"""Filters over the agent catalog: thin shims over plugin_utils/fleet.py (tested there)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-try:
-    from agentfactory_cli import fleet as _fleet
-except ImportError:  # running from a checkout where the package is not installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from agentfactory_cli import fleet as _fleet
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils import fleet as _fleet
 
 
 class FilterModule:

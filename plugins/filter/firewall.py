@@ -1,17 +1,9 @@
-"""Filters for the host firewall: thin shims over agentfactory_cli.firewall (tested there)."""
+"""Filters for the host firewall: thin shims over plugin_utils/firewall.py (tested there)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-try:
-    from agentfactory_cli import firewall as _firewall
-    from agentfactory_cli.filtershim import filter_shim
-except ImportError:  # running from a checkout where the package is not installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from agentfactory_cli import firewall as _firewall
-    from agentfactory_cli.filtershim import filter_shim
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils import firewall as _firewall
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.filtershim import filter_shim
 
 
 def _shim(func):

@@ -1,17 +1,9 @@
-"""Filters for the HAProxy gateway: thin shims over agentfactory_cli.gateway (tested there)."""
+"""Filters for the HAProxy gateway: thin shims over plugin_utils/gateway.py (tested there)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-try:
-    from agentfactory_cli import gateway as _gateway
-    from agentfactory_cli.filtershim import filter_shim
-except ImportError:  # running from a checkout where the package is not installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from agentfactory_cli import gateway as _gateway
-    from agentfactory_cli.filtershim import filter_shim
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils import gateway as _gateway
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.filtershim import filter_shim
 
 
 def _shim(func):

@@ -1,17 +1,9 @@
-"""Filters for Prometheus targets: thin shims over agentfactory_cli.targets (tested there)."""
+"""Filters for Prometheus targets: thin shims over plugin_utils/targets.py (tested there)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-try:
-    from agentfactory_cli import targets as _targets
-    from agentfactory_cli.filtershim import filter_shim
-except ImportError:  # running from a checkout where the package is not installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from agentfactory_cli import targets as _targets
-    from agentfactory_cli.filtershim import filter_shim
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils import targets as _targets
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.filtershim import filter_shim
 
 
 def _shim(func):

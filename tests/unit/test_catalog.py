@@ -7,9 +7,7 @@ import random
 
 import pytest
 import yaml
-from jsonschema import Draft202012Validator
-
-from agentfactory_cli.catalog import (
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.catalog import (
     AGENT_SCHEMA,
     BUILTIN_DEFAULTS,
     CATALOG_SCHEMA,
@@ -21,6 +19,7 @@ from agentfactory_cli.catalog import (
     resolve_hosts,
     validate_catalog,
 )
+from jsonschema import Draft202012Validator
 
 GROUPS = {
     "all": ["agent1", "agent2", "agent3", "mon1"],

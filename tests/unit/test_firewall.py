@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agentfactory_cli import firewall as fw
+from agentfactory_cli.model import firewall as fw
 
 RESOLVER = Path(__file__).resolve().parents[2] / "roles" / "firewall" / "files" / "resolve_addresses.py"
 

@@ -1,6 +1,11 @@
 """Placement of agents on hosts, replica by replica (what the agent role converges to)."""
 
-from agentfactory_cli.fleet import agents_for_host, catalog_problems, health_spec, unknown_agents
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.fleet import (
+    agents_for_host,
+    catalog_problems,
+    health_spec,
+    unknown_agents,
+)
 
 GROUPS = {"all": ["a1", "a2", "gpu1"], "agent_hosts": ["a1", "a2"], "gpu": ["gpu1"]}
 CATALOG = [
@@ -52,7 +57,7 @@ def test_problems_and_unknown_names():
 
 
 def test_image_override_and_tags():
-    from agentfactory_cli.fleet import env_dict, with_tag
+    from ansible_collections.agentfactory.fleet.plugins.plugin_utils.fleet import env_dict, with_tag
 
     placed = agents_for_host(CATALOG, "a1", GROUPS, images={"chat": "r/chat:2"})
     assert placed[0]["image"] == "r/chat:2"
@@ -63,7 +68,7 @@ def test_image_override_and_tags():
 
 
 def test_placed_agents_carry_secret_names_never_values():
-    from agentfactory_cli.fleet import agent_secrets
+    from ansible_collections.agentfactory.fleet.plugins.plugin_utils.fleet import agent_secrets
 
     defaults = {"secrets": {"SHARED": "d-value", "K": "d-k"}}
     placed = agents_for_host(CATALOG, "a1", GROUPS, defaults=defaults)

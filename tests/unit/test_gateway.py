@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentfactory_cli import gateway as g
+from agentfactory_cli.model import gateway as g
 
 GROUPS = {
     "all": ["gw1", "a1", "a2", "gpu1"],

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-
-from agentfactory_cli.security import SecurityError, basic_auth_hashes, bcrypt_hash
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.security import (
+    SecurityError,
+    basic_auth_hashes,
+    bcrypt_hash,
+)
 
 CHECKER = Path(__file__).resolve().parents[2] / "roles" / "_common" / "files" / "check_web_config.py"
 
@@ -85,7 +88,7 @@ def test_checker_refuses_unreadable_json(checker, tmp_path):
 
 
 def test_scrape_client_tls_and_password_file():
-    from agentfactory_cli.security import scrape_client
+    from ansible_collections.agentfactory.fleet.plugins.plugin_utils.security import scrape_client
 
     got = scrape_client({"job": "node", "tls": "True", "username": "prometheus", "password": "pw"},
                         "/etc/ca.crt", "/etc/prometheus/secrets")
@@ -95,7 +98,7 @@ def test_scrape_client_tls_and_password_file():
 
 
 def test_scrape_client_plain_without_password():
-    from agentfactory_cli.security import scrape_client
+    from ansible_collections.agentfactory.fleet.plugins.plugin_utils.security import scrape_client
 
     assert scrape_client({"job": "x", "tls": False, "username": "u", "password": ""}, "ca", "dir") == {"scheme": "http"}
     with pytest.raises(SecurityError, match="password"):

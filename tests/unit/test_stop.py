@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 from agentfactory_cli import cli
-from agentfactory_cli.paths import ensure_collection_link, project_root
+from agentfactory_cli.paths import project_root
 from agentfactory_cli.runner import STOP_FILE_ENV, RunResult, _Cancel, build_runner_kwargs, stop_file
 
 PLAYBOOK = textwrap.dedent("""\
@@ -44,7 +44,6 @@ PLAYBOOK = textwrap.dedent("""\
 
 
 def run_playbook(tmp_path: Path, strategy: str | None) -> subprocess.CompletedProcess:
-    ensure_collection_link()
     stop = tmp_path / "run.stop"
     book = tmp_path / "book.yml"
     book.write_text(PLAYBOOK.format(stop=stop, out=tmp_path))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agentfactory_cli import targets as t
+from agentfactory_cli.model import targets as t
 
 GROUPS = {
     "all": ["mon1", "agent1", "agent2", "gpu1", "db1"],

@@ -3,7 +3,7 @@ address family once they are resolved on the host.
 
 Plain functions over plain data (unit-tested in tests/unit/test_firewall.py), exposed to the
 firewall role by the thin filter plugin plugins/filter/firewall.py. The address of a host is the
-one Prometheus and the gateway use to reach it (:func:`agentfactory_cli.targets.host_address`):
+one Prometheus and the gateway use to reach it (:func:`targets.host_address`):
 the address its own connections to the other hosts come from.
 """
 
@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from agentfactory_cli.targets import host_address
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.targets import host_address
 
 
 class FirewallError(ValueError):

@@ -21,7 +21,7 @@ Validation happens in two passes, and every problem of both passes is reported a
 
 Numbers must be finite (no ``.nan``/``.inf``) and patterns match the whole value (a trailing
 newline included). YAML-level surprises (duplicate keys, YAML 1.1 octal and yes/no, alias bombs)
-are refused before this, by :mod:`agentfactory_cli.yamlcheck`, with their file and line.
+are refused before this, by the CLI's YAML check (agentfactory_cli/yamlcheck.py), with their file and line.
 
 Values are checked as found in the inventory, before templating. ``secrets`` in particular
 must be handed over untemplated, so that ``strict`` can tell a vault reference from a literal.

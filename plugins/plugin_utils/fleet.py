@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from agentfactory_cli.catalog import normalise_agent, resolve_hosts, validate_catalog
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.catalog import (
+    normalise_agent,
+    resolve_hosts,
+    validate_catalog,
+)
 
 
 def replica_name(agent: str, index: int) -> str:

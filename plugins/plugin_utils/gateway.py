@@ -5,9 +5,9 @@ Plain functions over plain data (unit-tested in tests/unit/test_gateway.py), exp
 
 Every agent with ``gateway.port`` gets one frontend on that port and one backend named after
 the agent. The backend lists every replica on every host the agent is placed on (placement and
-replicas as the agent role sees them: :func:`agentfactory_cli.fleet.agents_for_host`, including
+replicas as the agent role sees them: :func:`fleet.agents_for_host`, including
 a run's replica overrides, e.g. ``agentfactory scale``), reached at the host's inter-host address
-(:func:`agentfactory_cli.targets.host_address`) and the replica's host port.
+(:func:`targets.host_address`) and the replica's host port.
 
 Server names are ``<inventory host>_<replica>``, the replica being ``<agent>-<index>``:
 ``af-lab-2_reference-1`` is replica 1 of ``reference`` on ``af-lab-2``. Agent names are DNS
@@ -30,9 +30,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from agentfactory_cli.catalog import normalise_agent
-from agentfactory_cli.fleet import agents_for_host, replica_overrides
-from agentfactory_cli.targets import host_address
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.catalog import normalise_agent
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.fleet import agents_for_host, replica_overrides
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.targets import host_address
 
 __all__ = [
     "GatewayError",

@@ -15,9 +15,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from agentfactory_cli.catalog import normalise_agent
-from agentfactory_cli.catalog import resolve_hosts as _catalog_resolve_hosts
-from agentfactory_cli.fleet import replica_overrides
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.catalog import normalise_agent
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.catalog import resolve_hosts as _catalog_resolve_hosts
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.fleet import replica_overrides
 
 # Inventory variable that overrides the address Prometheus uses for a host.
 ADDRESS_VAR = "agentfactory_host_address"
@@ -35,7 +35,7 @@ class TargetError(ValueError):
 def resolve_hosts(pattern: str | Sequence[str], groups: Mapping[str, Sequence[str]]) -> list[str]:
     """Inventory hosts an Ansible-style pattern selects, in inventory order.
 
-    The pattern rules are the catalog validator's (`agentfactory_cli.catalog.resolve_hosts`),
+    The pattern rules are the catalog validator's (`catalog.resolve_hosts`),
     so placement means the same thing everywhere; names that match nothing select no host here
     (the validator reports them before any run).
     """
