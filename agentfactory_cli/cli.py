@@ -287,9 +287,9 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
     extravars = verb.extravars(args, loaded) if verb.extravars else {}
     targets = []
     if args.verb == "update":
-        from agentfactory_cli.model import catalog
+        from agentfactory_cli.model import placement
 
-        targets, _ = catalog.resolve_hosts(loaded.agents[args.agent[0]]["hosts"], loaded.groups)
+        targets, _ = placement.resolve_hosts(loaded.agents[args.agent[0]]["hosts"], loaded.groups)
         if args.limit:
             targets = [h for h in targets if h in loaded.limited]
     passwords = dict(vault.answers)

@@ -240,13 +240,14 @@ def _placed_nowhere(views: dict[str, tuple], groups: dict[str, list[str]]) -> li
     """Agents that no host would run: each host runs the agents of its own view of the catalog
     that place it, so a host_vars catalog can name an agent for hosts whose catalog lacks it."""
     from agentfactory_cli.model import catalog as model
+    from agentfactory_cli.model import placement
 
     runs: dict[str, bool] = {}
     placed_on: dict[str, tuple[list[str], str]] = {}
     for host, (hostvars, _templar) in views.items():
         for agent in hostvars.get(model.CATALOG_VAR) or []:
             merged = model.normalise_agent(agent, hostvars.get(model.DEFAULTS_VAR))
-            hosts, _ = model.resolve_hosts(merged["hosts"], groups)
+            hosts, _ = placement.resolve_hosts(merged["hosts"], groups)
             runs[agent["name"]] = runs.get(agent["name"], False) or host in hosts
             placed_on.setdefault(agent["name"], (hosts, preflight.origin_of(agent).strip(" ()")))
     out = []
@@ -264,6 +265,7 @@ def _rendered_problems(views: dict[str, tuple], groups: dict[str, list[str]], re
     """Each host's agents rendered with its variables (as the agent role will), then checked again:
     an undefined variable, or a value that is only wrong once rendered (spaces in an image)."""
     from agentfactory_cli.model import catalog as model
+    from agentfactory_cli.model import placement
 
     found: dict[str, str] = {}  # problem -> the first host it was seen for
     for host, (hostvars, templar) in views.items():
@@ -274,7 +276,7 @@ def _rendered_problems(views: dict[str, tuple], groups: dict[str, list[str]], re
                              f"{message}", host)
         rendered = []
         for agent in catalog:
-            placed, _ = model.resolve_hosts(model.normalise_agent(agent, defaults)["hosts"], groups)
+            placed, _ = placement.resolve_hosts(model.normalise_agent(agent, defaults)["hosts"], groups)
             if host not in placed:
                 continue
             result, failures = preflight.render_agent(agent, templar, secrets=secrets)

@@ -28,8 +28,9 @@ from ansible_collections.agentfactory.fleet.plugins.plugin_utils import (  # noq
     firewall,
     fleet,
     gateway,
+    placement,
     security,
     targets,
 )
 
-__all__ = ["catalog", "firewall", "fleet", "gateway", "security", "targets"]
+__all__ = ["catalog", "firewall", "fleet", "gateway", "placement", "security", "targets"]

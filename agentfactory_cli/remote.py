@@ -4,7 +4,7 @@ Ansible runs a task and reports when it is done; following logs needs a stream. 
 connect by themselves, with paramiko, with the connection settings Ansible would use for each
 host (inventory variables, then the CLI's -u/--private-key, then ~/.ssh/config), one connection
 per host, all hosts in parallel. Which replicas run where is the catalog's placement, as the
-CLI computes it for every verb (catalog.resolve_hosts over the checked inventory).
+CLI computes it for every verb (placement.resolve_hosts over the checked inventory).
 
 Nothing here prints a variable of the inventory: a become password is sent to sudo on the
 channel's input (never on a command line) and appears in no message.
@@ -32,7 +32,7 @@ from typing import Any
 
 from agentfactory_cli import errors
 from agentfactory_cli.inventory import Inventory
-from agentfactory_cli.model import catalog, fleet
+from agentfactory_cli.model import fleet, placement
 
 EXIT_SSH_FAILED = 255  # exec: a host could not be reached (as ssh itself says it)
 DEFAULT_TAIL = 100
@@ -76,7 +76,7 @@ def select(target: str, inventory: Inventory, hosts: list[str] | None) -> list[R
     if agent is None:
         known = ", ".join(inventory.agent_names) or "none"
         raise errors.InvalidInput(f"unknown agent: {agent_name} (the catalog has: {known})")
-    placed, _ = catalog.resolve_hosts(agent["hosts"], inventory.groups)
+    placed, _ = placement.resolve_hosts(agent["hosts"], inventory.groups)
     placed = [h for h in placed if h in inventory.limited]
     if hosts:
         elsewhere = sorted(set(hosts) - set(placed))

@@ -17,8 +17,7 @@ class FilterModule:
         return {
             # agents | agentfactory_gateway_backends(groups, hostvars, defaults, replicas) -> frontends/backends/servers
             "agentfactory_gateway_backends": _shim(_gateway.backends),
-            # backends | agentfactory_gateway_port_problems(agents, host, groups, defaults, reserved, replicas)
-            #   -> [msg]
+            # backends | agentfactory_gateway_port_problems(host, reserved) -> [msg]
             "agentfactory_gateway_port_problems": _shim(_gateway.port_problems),
             # host | agentfactory_gateway_server_name(replica) -> "<host>_<replica>"
             "agentfactory_gateway_server_name": _shim(_gateway.server_name),

@@ -19,8 +19,6 @@ class FilterModule:
             "agentfactory_node_targets": _shim(_targets.node_targets),
             # agents | agentfactory_agent_targets(groups, hostvars, defaults, replicas) -> file_sd target groups
             "agentfactory_agent_targets": _shim(_targets.agent_targets),
-            # pattern | agentfactory_resolve_hosts(groups) -> inventory hosts
-            "agentfactory_resolve_hosts": _shim(_targets.resolve_hosts),
-            # agents | agentfactory_agent_limits -> [{name, memory_bytes, cpus}]
+            # agents | agentfactory_agent_limits(groups, defaults) -> [{name, memory_bytes, cpus}]
             "agentfactory_agent_limits": _shim(_targets.agent_limits),
         }

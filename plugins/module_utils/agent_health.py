@@ -19,6 +19,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
+from ansible_collections.agentfactory.fleet.plugins.module_utils.agent_defaults import BUILTIN_DEFAULTS
+
 # The contract with the agent role: container labels, unit names, defaults of the catalog.
 _LABEL_AGENT = "agentfactory.agent"
 _LABEL_REPLICA = "agentfactory.replica"
@@ -28,11 +30,12 @@ _LABEL_HOST_PORT = "agentfactory.host-port"
 _LABEL_HEALTH_PATH = "agentfactory.health-path"
 
 _RUNTIMES = ("docker", "systemd")
-_DEFAULT_REPLICAS = 1
-_DEFAULT_HEALTH_PATH = "/healthz"
+_DEFAULT_REPLICAS = BUILTIN_DEFAULTS["replicas"]
+_DEFAULT_RUNTIME = BUILTIN_DEFAULTS["runtime"]
+_DEFAULT_HEALTH_PATH = BUILTIN_DEFAULTS["health"]["path"]
 # A replica listening on every address is probed on loopback.
 _WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
-_DEFAULT_PROBE_TIMEOUT = 5.0
+_DEFAULT_PROBE_TIMEOUT = float(BUILTIN_DEFAULTS["health"]["timeout"])
 
 _UNIT_GLOB = "agentfactory-*@*.service"
 _UNIT_RE = re.compile(r"^agentfactory-(?P<agent>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)@(?P<replica>[0-9]+)\.service$")
@@ -261,7 +264,7 @@ def _agent_specs(agents, names=None, probe_timeout=None):
             problems.append(f"agent '{name}' is listed twice")
             continue
         seen.add(name)
-        runtime = entry.get("runtime") or "docker"
+        runtime = entry.get("runtime") or _DEFAULT_RUNTIME
         replicas = entry.get("replicas")
         replicas = _DEFAULT_REPLICAS if replicas is None else _int(replicas)
         host_port = entry.get("host_port")

@@ -58,14 +58,12 @@ options:
         type: str
         required: true
       runtime:
-        description: How the agent runs.
+        description: How the agent runs; the catalog's default (V(docker)) when not given.
         type: str
         choices: [docker, systemd]
-        default: docker
       replicas:
-        description: Desired number of replicas.
+        description: Desired number of replicas; the catalog's default (1) when not given.
         type: int
-        default: 1
       host_port:
         description:
           - First host port; replica I(i) listens on O(agents[].host_port) + I(i).
@@ -79,13 +77,13 @@ options:
         type: dict
         suboptions:
           path:
-            description: HTTP path of the health endpoint.
+            description: HTTP path of the health endpoint; the catalog's default (V(/healthz)) when not given.
             type: str
-            default: /healthz
           timeout:
-            description: Seconds one probe may take; the default of O(probe_timeout).
+            description:
+              - Seconds one probe may take; the default of O(probe_timeout).
+              - The catalog's default (5) when not given.
             type: float
-            default: 5
           interval:
             description: Ignored here (used by Docker's HEALTHCHECK).
             type: float
@@ -396,15 +394,16 @@ def _argument_spec():
     )
     agent = dict(
         name=dict(type="str", required=True),
-        runtime=dict(type="str", default="docker", choices=["docker", "systemd"]),
-        replicas=dict(type="int", default=1),
+        # No defaults here: module_utils applies the catalog's (module_utils/agent_defaults.py).
+        runtime=dict(type="str", choices=["docker", "systemd"]),
+        replicas=dict(type="int"),
         host_port=dict(type="int"),
         port=dict(type="int"),
         health=dict(
             type="dict",
             options=dict(
-                path=dict(type="str", default="/healthz"),
-                timeout=dict(type="float", default=5),
+                path=dict(type="str"),
+                timeout=dict(type="float"),
                 interval=dict(type="float"),
                 retries=dict(type="int"),
             ),

@@ -50,13 +50,15 @@ never decrypts anything.
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ansible.inventory.manager import split_host_pattern
+from ansible_collections.agentfactory.fleet.plugins.module_utils.agent_defaults import BUILTIN_DEFAULTS
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.placement import resolve_hosts
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from jsonschema.validators import extend
@@ -70,8 +72,8 @@ __all__ = [
     "DEFAULTS_VAR",
     "CatalogProblem",
     "is_vault_encrypted",
+    "memory_bytes",
     "normalise_agent",
-    "resolve_hosts",
     "validate_catalog",
 ]
 
@@ -276,22 +278,6 @@ CATALOG_SCHEMA: dict[str, Any] = {
 }
 
 # Built-in defaults, the lowest layer of normalise_agent (see its docstring).
-BUILTIN_DEFAULTS: dict[str, Any] = {
-    "runtime": "docker",
-    "image_source": "registry",
-    "command": [],
-    "replicas": 1,
-    "port": 8080,
-    "hosts": "agent_hosts",
-    "env": {},
-    "secrets": {},
-    "config": {},
-    "health": {"path": "/healthz", "interval": 10, "timeout": 5, "retries": 3},
-    "metrics": {"path": "/metrics"},
-    "resources": {},
-    "capabilities": [],
-    "update": {"batch": 1, "health_timeout": 60, "rollback": True},
-}
 
 # Fields merged key by key over the layers below them (config: recursively); the others replace.
 _MERGED_FIELDS = ("env", "secrets", "health", "metrics", "resources", "update")
@@ -388,6 +374,13 @@ def _mask_vaulted(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_mask_vaulted(v) for v in value]
     return value
+
+
+def _secret_names_only(layer: Any) -> Any:
+    """The layer with each secret's value replaced by :data:`_VAULTED`, unread."""
+    if not isinstance(layer, Mapping) or not isinstance(layer.get("secrets"), Mapping):
+        return layer
+    return {**{k: v for k, v in layer.items() if k != "secrets"}, "secrets": dict.fromkeys(layer["secrets"], _VAULTED)}
 
 
 def is_vault_encrypted(value: Any) -> bool:
@@ -627,133 +620,6 @@ def normalise_agent(agent: Mapping[str, Any], defaults: Mapping[str, Any] | None
 
 
 # --------------------------------------------------------------------------------------------
-# Host patterns
-
-_SUBSCRIPT = re.compile(r"^(?P<base>.+?)\[(?:(?P<index>-?\d+)|(?P<start>-?\d+)?:(?P<end>-?\d+)?)\]$")
-_WILDCARD = set("*?[")
-
-
-def _split_pattern(pattern: str) -> list[str]:
-    # ',' separates terms if present; otherwise ':' does, except inside brackets (subscripts and
-    # wildcard classes), as in Ansible.
-    terms = pattern.split(",") if "," in pattern else re.findall(r"(?:[^\s:\[\]]|\[[^\]]*\])+", pattern)
-    return [t.strip() for t in terms if t.strip()]
-
-
-def _match_term(term: str, groups: Mapping[str, Sequence[str]], all_hosts: list[str]) -> tuple[list, str]:
-    """Hosts one term matches, and a complaint ('' when none)."""
-    base, subscript = term, None
-    if not term.startswith("~") and (m := _SUBSCRIPT.match(term)):
-        base = m["base"]
-        subscript = (m["index"], m["start"], m["end"])
-
-    if base.startswith("~"):
-        try:
-            regex = re.compile(base[1:])
-        except re.error as exc:
-            return [], f"{term!r} is not a valid regular expression ({exc})"
-
-        def matches(name: str) -> bool:
-            return bool(regex.match(name))
-    elif _WILDCARD & set(base):
-        def matches(name: str) -> bool:
-            return fnmatch.fnmatchcase(name, base)
-    else:
-        def matches(name: str) -> bool:
-            return name == base
-
-    hosts: list[str] = []
-    matched_groups = [g for g in groups if matches(g)]
-    for group in matched_groups:
-        hosts.extend(groups[group] or [])
-    plain = not base.startswith("~") and not (_WILDCARD & set(base))
-    if not matched_groups or not plain or "." in base:
-        hosts.extend(h for h in all_hosts if matches(h))
-    hosts = list(dict.fromkeys(hosts))
-
-    if plain and not matched_groups and not hosts:
-        hint = _suggest(base, [*groups, *all_hosts])
-        return [], f"'{base}' is neither a group nor a host in the inventory{hint}"
-
-    if subscript:
-        index, start, end = subscript
-        if index is not None:
-            i = int(index)
-            hosts = [hosts[i]] if -len(hosts) <= i < len(hosts) else []
-        else:
-            first = int(start) if start else 0
-            last = int(end) if end else len(hosts) - 1
-            if last < 0:
-                last += len(hosts)
-            hosts = hosts[first : last + 1]
-    return hosts, ""
-
-
-def resolve_hosts(pattern: str | Sequence[str], groups: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str]]:
-    """The inventory hosts a placement matches, and what is wrong with it.
-
-    ``groups`` maps group names to their hosts (children included, like Ansible's ``groups``
-    variable); ``all`` is computed when missing. Returns ``(hosts, complaints)``, hosts in
-    inventory order (the order of ``all``).
-
-    Supported, as in Ansible host patterns:
-
-    * a group name, a host name, ``all`` or ``*``;
-    * unions with ``,`` or ``:`` (``a,b`` / ``a:b``), or a list of patterns;
-    * ``!term`` excludes hosts, ``&term`` keeps only hosts also in ``term``; unions are
-      evaluated first, then intersections, then exclusions; with only ``!``/``&`` terms the
-      union starts from ``all``;
-    * fnmatch wildcards (``web*``, ``db-?``, ``node[12]``) against group and host names;
-    * ``~regex`` (Python ``re.match``) against group and host names;
-    * subscripts: ``group[0]``, ``group[-1]``, ``group[1:3]`` (inclusive end), ``group[2:]``.
-
-    A plain name that is neither a group nor a host is a complaint (a typo must not silently
-    drop or keep hosts); a wildcard or regex that matches nothing is not, as long as the whole
-    pattern matches some host. Not supported: hosts named by IPv6 addresses within ``:`` unions
-    (use ``,``), and inventory ranges like ``web[01:10]`` (they are read as subscripts).
-    """
-    order = list(groups.get("all") or [])
-    for members in groups.values():
-        order.extend(members or [])
-    all_hosts = list(dict.fromkeys(order))
-    full_groups = dict(groups)
-    full_groups.setdefault("all", all_hosts)
-
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
-    terms = [t for p in patterns for t in _split_pattern(str(p))]
-    unions = [t for t in terms if not t.startswith(("!", "&"))]
-    intersections = [t[1:].strip() for t in terms if t.startswith("&")]
-    exclusions = [t[1:].strip() for t in terms if t.startswith("!")]
-    if not unions:
-        unions = ["all"]
-
-    complaints: list[str] = []
-
-    def match(term: str) -> list[str]:
-        if not term:
-            complaints.append("an empty '!' or '&' term")
-            return []
-        found, complaint = _match_term(term, full_groups, all_hosts)
-        if complaint:
-            complaints.append(complaint)
-        return found
-
-    selected: dict[str, None] = {}
-    for term in unions:
-        selected.update(dict.fromkeys(match(term)))
-    for term in intersections:
-        keep = set(match(term))
-        selected = {h: None for h in selected if h in keep}
-    for term in exclusions:
-        drop = set(match(term))
-        selected = {h: None for h in selected if h not in drop}
-
-    position = {h: i for i, h in enumerate(all_hosts)}
-    hosts = sorted(selected, key=lambda h: position.get(h, len(position)))
-    return hosts, complaints
-
-
-# --------------------------------------------------------------------------------------------
 # Validation
 
 
@@ -774,8 +640,10 @@ def _hosts_text(hosts: list[str], limit: int = 5) -> str:
     return f"host{'s' if len(hosts) > 1 else ''} {shown}{more}"
 
 
-def _memory_bytes(text: str) -> int:
-    m = re.match(_MEMORY, text)
+def memory_bytes(text: str) -> int:
+    """A memory size of the catalog (``512m``, ``2g``: an integer and one of b, k, m, g) in bytes;
+    0 for anything else (validation reports it)."""
+    m = re.match(_MEMORY, text) if isinstance(text, str) else None
     return int(m[1]) * _MEMORY_UNITS[m[2].lower()] if m else 0
 
 
@@ -849,7 +717,7 @@ def _cross_checks(
 
     if ok("resources"):
         memory = merged.get("resources", {}).get("memory")
-        if isinstance(memory, str) and 0 < _memory_bytes(memory) < MIN_MEMORY_BYTES:
+        if isinstance(memory, str) and 0 < memory_bytes(memory) < MIN_MEMORY_BYTES:
             out.append(("resources.memory", f"must be at least 6m, Docker's minimum (got {_show(memory)})"))
 
     placed: list[str] | None = None
@@ -857,7 +725,7 @@ def _cross_checks(
         pattern = merged.get("hosts")
         hosts, complaints = resolve_hosts(pattern, groups)
         shown = _show(pattern) if isinstance(pattern, str) else f"[{', '.join(map(str, pattern))}]"
-        single = isinstance(pattern, str) and _split_pattern(pattern) == [pattern.strip()]
+        single = isinstance(pattern, str) and split_host_pattern(pattern) == [pattern.strip()]
         if complaints:
             out.extend(("hosts", c if single else f"pattern {shown}: {c}") for c in complaints)
         elif not hosts:
@@ -874,6 +742,7 @@ def validate_catalog(
     defaults: Mapping[str, Any] | None = None,
     strict: bool = False,
     reserved: Mapping[str, Mapping[int, str]] | None = None,
+    secret_values: bool = True,
 ) -> list[CatalogProblem]:
     """Every problem in the catalog, sorted; an empty list means the catalog is valid.
 
@@ -882,7 +751,8 @@ def validate_catalog(
     ``agentfactory_agent_defaults`` (checked with the same rules, minus ``name``). With
     ``strict``, secrets must be vault-encrypted (see the module docstring). ``reserved`` maps a
     host to the ports the platform itself uses there (``{22: "SSH (ansible_port)"}``): no
-    replica's host port and no gateway port on a gateway host may be one of them.
+    replica's host port and no gateway port on a gateway host may be one of them. Without
+    ``secret_values``, secrets are checked by name only: their values are never read.
 
     Problems are sorted by scope (the catalog, the defaults, then each agent in catalog
     order), then by field in the documented field order, then by message.
@@ -897,7 +767,7 @@ def validate_catalog(
     if defaults is not None and not isinstance(defaults, Mapping):
         add(DEFAULTS_VAR, "", f"must be a mapping of agent fields (got {_show(defaults)})")
         defaults = None
-    defaults = _mask_vaulted(defaults)
+    defaults = _mask_vaulted(defaults if secret_values else _secret_names_only(defaults))
     if defaults:
         for fieldname, message in _schema_messages(_DEFAULTS_VALIDATOR, defaults, defaults=True):
             add(DEFAULTS_VAR, fieldname, message)
@@ -919,7 +789,7 @@ def validate_catalog(
         if not isinstance(agent, Mapping):
             add(label, "", f"must be a mapping of agent fields (got {_show(agent)})", position)
             continue
-        agent = _mask_vaulted(agent)
+        agent = _mask_vaulted(agent if secret_values else _secret_names_only(agent))
 
         # A bad default only spoils the fields this agent takes from the defaults.
         bad = {f for f in defaults_bad if f not in agent or f in _MERGED_FIELDS or f == "config"}

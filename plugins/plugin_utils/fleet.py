@@ -10,10 +10,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ansible_collections.agentfactory.fleet.plugins.plugin_utils.catalog import (
+    memory_bytes,
     normalise_agent,
-    resolve_hosts,
     validate_catalog,
 )
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.placement import resolve_hosts
 
 
 def replica_name(agent: str, index: int) -> str:
@@ -38,6 +39,76 @@ def replica_overrides(replicas: Any) -> dict[str, int]:
     return result
 
 
+class FleetError(ValueError):
+    """The catalog cannot be planned: every problem validate_catalog found, one per line."""
+
+
+def plan(
+    agents: Iterable[Mapping[str, Any]] | None,
+    groups: Mapping[str, Sequence[str]],
+    defaults: Mapping[str, Any] | None = None,
+    only: Iterable[str] | None = None,
+    replicas: Mapping[str, int] | None = None,
+    images: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The fleet model: every agent of the catalog, validated, normalised and placed, in order.
+
+    Each agent is :func:`catalog.normalise_agent`'s form plus what is derived from it:
+    ``placed_hosts`` (the inventory hosts its ``hosts`` pattern matches, in inventory order),
+    ``replica_list`` (per replica its ``index``, container or unit ``name`` and ``host_port``;
+    replica i listens on host_port + i on every placed host) and ``memory_bytes`` (its memory
+    limit in bytes, None without one). Every consumer (the agent role, agent_health, the gateway
+    backends, the scrape targets, the alert thresholds, the firewall) reads this form.
+
+    `only` keeps the named agents (the CLI's --agent); `replicas` overrides the replica count
+    of the named agents (the CLI's scale), `images` their image (update --image).
+
+    No secret values: `secrets` is replaced by `secret_names` (sorted), so the planned agents can
+    be looped over, registered and shown without a decrypted value reaching an event. The
+    values are read (never templated here) only by :func:`agent_secrets`, in the one no_log
+    task that writes the secret files. Raises FleetError when the catalog is invalid.
+    """
+    overrides = replica_overrides(replicas)
+    new_images = dict(images or {})
+    # The run's overrides are part of what is checked: a scale must not make ports collide.
+    agents = [_overridden(raw, overrides, new_images) for raw in agents or []]
+    problems = validate_catalog(agents, groups, defaults=defaults, secret_values=False)
+    if problems:
+        lines = "\n  ".join(str(p) for p in problems)
+        raise FleetError(f"the agent catalog has {len(problems)} problem(s):\n  {lines}")
+    wanted = set(only or [])
+    planned = []
+    for raw in agents:
+        names = sorted({str(k) for layer in (defaults, raw) for k in _secrets_of(layer)})
+        agent = normalise_agent(_without_secrets(raw), _without_secrets(defaults))
+        agent.pop("secrets", None)
+        agent["secret_names"] = names
+        name = agent["name"]
+        if wanted and name not in wanted:
+            continue
+        agent["placed_hosts"], _complaints = resolve_hosts(agent["hosts"], groups)
+        agent["replica_list"] = [
+            {"index": i, "name": replica_name(name, i), "host_port": agent["host_port"] + i}
+            for i in range(agent["replicas"])
+        ]
+        memory = agent["resources"].get("memory")
+        agent["memory_bytes"] = memory_bytes(memory) if memory else None
+        planned.append(agent)
+    return planned
+
+
+def _overridden(raw: Any, replicas: Mapping[str, int], images: Mapping[str, str]) -> Any:
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    if name not in replicas and name not in images:
+        return raw
+    changed = dict(raw)
+    if name in replicas:
+        changed["replicas"] = replicas[name]
+    if name in images:
+        changed["image"] = images[name]
+    return changed
+
+
 def agents_for_host(
     agents: Iterable[Mapping[str, Any]] | None,
     host: str,
@@ -47,42 +118,8 @@ def agents_for_host(
     replicas: Mapping[str, int] | None = None,
     images: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The normalised catalog entries placed on `host`, each with its `replica_list`.
-
-    `only` keeps the named agents (the CLI's --agent); `replicas` overrides the replica count
-    of the named agents (the CLI's scale), `images` their image (update --image). Replica i
-    listens on host port host_port + i.
-
-    No secret values: `secrets` is replaced by `secret_names` (sorted), so the placed agents can
-    be looped over, registered and shown without a decrypted value reaching an event. The
-    values are read (never templated here) only by :func:`agent_secrets`, in the one no_log
-    task that writes the secret files.
-    """
-    wanted = set(only or [])
-    overrides = replica_overrides(replicas)
-    new_images = dict(images or {})
-    placed = []
-    for raw in agents or []:
-        names = sorted({str(k) for layer in (defaults, raw) for k in _secrets_of(layer)})
-        agent = normalise_agent(_without_secrets(raw), _without_secrets(defaults))
-        agent.pop("secrets", None)
-        agent["secret_names"] = names
-        name = agent.get("name")
-        if wanted and name not in wanted:
-            continue
-        if name in overrides:
-            agent["replicas"] = overrides[name]
-        if name in new_images:
-            agent["image"] = new_images[name]
-        hosts, _complaints = resolve_hosts(agent["hosts"], groups)
-        if host not in hosts:
-            continue
-        agent["replica_list"] = [
-            {"index": i, "name": replica_name(name, i), "host_port": int(agent["host_port"]) + i}
-            for i in range(int(agent["replicas"]))
-        ]
-        placed.append(agent)
-    return placed
+    """The planned agents (:func:`plan`) placed on `host`."""
+    return [a for a in plan(agents, groups, defaults, only, replicas, images) if host in a["placed_hosts"]]
 
 
 def _secrets_of(layer: Any) -> Mapping[str, Any]:
@@ -125,9 +162,9 @@ def unknown_agents(agents: Any, names: Iterable[str]) -> list[str]:
 
 
 def health_spec(placed: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """What the agent_health module needs of each placed agent, and nothing more (no secrets)."""
+    """What the agent_health module needs of each planned agent, and nothing more (no secrets)."""
     keys = ("name", "runtime", "replicas", "host_port", "health")
-    return [{k: agent[k] for k in keys if k in agent} for agent in placed]
+    return [{k: agent[k] for k in keys} for agent in placed]
 
 
 def with_tag(image: str, new: str) -> str:

@@ -5,7 +5,7 @@ Plain functions over plain data (unit-tested in tests/unit/test_gateway.py), exp
 
 Every agent with ``gateway.port`` gets one frontend on that port and one backend named after
 the agent. The backend lists every replica on every host the agent is placed on (placement and
-replicas as the agent role sees them: :func:`fleet.agents_for_host`, including
+replicas as the agent role sees them: :func:`fleet.plan`, including
 a run's replica overrides, e.g. ``agentfactory scale``), reached at the host's inter-host address
 (:func:`targets.host_address`) and the replica's host port.
 
@@ -30,8 +30,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ansible_collections.agentfactory.fleet.plugins.plugin_utils.catalog import normalise_agent
-from ansible_collections.agentfactory.fleet.plugins.plugin_utils.fleet import agents_for_host, replica_overrides
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.fleet import FleetError, plan
 from ansible_collections.agentfactory.fleet.plugins.plugin_utils.targets import host_address
 
 __all__ = [
@@ -84,36 +83,10 @@ def _address(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def _milliseconds(value: Any, what: str) -> int:
-    """Seconds from the catalog (int or float) as whole milliseconds, at least 1."""
-    if isinstance(value, bool):
-        raise GatewayError(f"{what} must be a number of seconds, got {value!r}")
+def _plan(agents, groups, defaults, replicas) -> list[dict[str, Any]]:
     try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise GatewayError(f"{what} must be a number of seconds, got {value!r}") from None
-    if seconds <= 0:
-        raise GatewayError(f"{what} must be > 0, got {value!r}")
-    return max(1, round(seconds * 1000))
-
-
-def _gateway_port(agent: Mapping[str, Any]) -> int | None:
-    gateway = agent.get("gateway")
-    if gateway in (None, {}):
-        return None
-    name = agent.get("name")
-    if not isinstance(gateway, Mapping) or "port" not in gateway:
-        raise GatewayError(f"agent {name}: gateway must be a mapping with the key port, got {gateway!r}")
-    port = gateway["port"]
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise GatewayError(f"agent {name}: gateway.port must be an integer from 1 to 65535, got {port!r}")
-    return port
-
-
-def _replica_overrides(replicas: Any) -> dict[str, int]:
-    try:
-        return replica_overrides(replicas)
-    except ValueError as exc:
+        return plan(agents, groups, defaults, replicas=replicas)
+    except (FleetError, ValueError) as exc:
         raise GatewayError(str(exc)) from None
 
 
@@ -124,118 +97,53 @@ def backends(
     defaults: Mapping[str, Any] | None = None,
     replicas: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """One entry per agent with ``gateway.port``, in catalog order.
+    """One entry per agent with ``gateway.port``, in catalog order (the fleet model, :func:`fleet.plan`).
 
     Each entry: ``name`` (the agent, also the backend's name), ``frontend`` (the frontend's
     name), ``port`` (the gateway port), ``health`` (``path``, ``inter_ms``, ``timeout_ms``,
     ``fall`` from the agent's health settings) and ``servers``: one per replica per host, in
     inventory order then replica order, each ``{name, host, replica, index, address}``.
     ``replicas`` (``{agent: count}``) overrides the catalog's replica count of the named agents
-    for this run, as the agent role's ``agent_replicas_override`` does (``agentfactory scale``).
-    An agent with no replicas anywhere has an empty server list (HAProxy answers 503).
-    An empty or missing catalog gives an empty list.
+    for this run (``agentfactory scale``). An agent with no replicas anywhere has an empty server
+    list (HAProxy answers 503). An empty or missing catalog gives an empty list.
     """
-    agents = list(agents or [])
-    hosts = list(groups.get("all") or [])
-    overrides = _replica_overrides(replicas)
-    placed_by_host = {host: agents_for_host(agents, host, groups, defaults, replicas=overrides) for host in hosts}
-
     result: list[dict[str, Any]] = []
-    seen_ports: dict[int, str] = {}
-    for raw in agents:
-        if not isinstance(raw, Mapping) or not raw.get("name"):
-            raise GatewayError(f"every agent must be a mapping with a name, got {raw!r}")
-        name = str(raw["name"])
-        entry: dict[str, Any] | None = None
-        servers: list[dict[str, Any]] = []
-        for host in hosts:
-            for agent in placed_by_host[host]:
-                if agent.get("name") != name:
-                    continue
-                if entry is None:
-                    entry = _backend(agent)
-                address = host_address(host, hostvars)
-                for replica in agent["replica_list"]:
-                    servers.append({
-                        "name": server_name(host, replica["name"]),
-                        "host": host,
-                        "replica": replica["name"],
-                        "index": replica["index"],
-                        "address": _address(address, int(replica["host_port"])),
-                    })
-        if entry is None:
-            # Placed nowhere (or on hosts outside the inventory): still a frontend, with no server.
-            entry = _backend(normalise_agent(raw, defaults))
-        if entry["port"] is None:
+    for agent in _plan(agents, groups, defaults, replicas):
+        port = (agent.get("gateway") or {}).get("port")
+        if port is None:
             continue
-        if entry["port"] in seen_ports:
-            raise GatewayError(
-                f"agent {name}: gateway.port {entry['port']} is already the gateway port of agent "
-                f"{seen_ports[entry['port']]}"
-            )
-        seen_ports[entry["port"]] = name
+        health = agent["health"]
+        servers = [
+            {"name": server_name(host, replica["name"]), "host": host, "replica": replica["name"],
+             "index": replica["index"], "address": _address(host_address(host, hostvars), replica["host_port"])}
+            for host in agent["placed_hosts"] for replica in agent["replica_list"]
+        ]
         names = [s["name"] for s in servers]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise GatewayError(f"agent {name}: gateway server names collide: {', '.join(duplicates)}")
-        entry["servers"] = servers
-        result.append(entry)
+        collisions = sorted({n for n in names if names.count(n) > 1})
+        if collisions:  # host names that differ only in characters HAProxy does not allow
+            raise GatewayError(f"agent {agent['name']}: gateway server names collide: {', '.join(collisions)}")
+        result.append({
+            "name": agent["name"],
+            "frontend": frontend_name(agent["name"]),
+            "port": port,
+            # HAProxy counts in milliseconds; the catalog in seconds.
+            "health": {"path": health["path"], "inter_ms": max(1, round(health["interval"] * 1000)),
+                       "timeout_ms": max(1, round(health["timeout"] * 1000)), "fall": health["retries"]},
+            "servers": servers,
+        })
     return result
 
 
-def _backend(agent: Mapping[str, Any]) -> dict[str, Any]:
-    name = str(agent["name"])
-    health = agent.get("health") or {}
-    path = str(health.get("path") or "/healthz")
-    if not path.startswith("/") or re.search(r"\s", path):
-        raise GatewayError(f"agent {name}: health.path must start with / and hold no spaces, got {path!r}")
-    retries = health.get("retries", 3)
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
-        raise GatewayError(f"agent {name}: health.retries must be an integer >= 1, got {retries!r}")
-    return {
-        "name": name,
-        "frontend": frontend_name(name),
-        "port": _gateway_port(agent),
-        "health": {
-            "path": path,
-            "inter_ms": _milliseconds(health.get("interval", 10), f"agent {name}: health.interval"),
-            "timeout_ms": _milliseconds(health.get("timeout", 5), f"agent {name}: health.timeout"),
-            "fall": retries,
-        },
-    }
-
-
-def port_problems(
-    gateway_backends: Iterable[Mapping[str, Any]],
-    agents: Iterable[Mapping[str, Any]] | None,
-    host: str,
-    groups: Mapping[str, Sequence[str]],
-    defaults: Mapping[str, Any] | None = None,
-    reserved: Mapping[Any, str] | None = None,
-    replicas: Mapping[str, int] | None = None,
-) -> list[str]:
-    """Gateway ports that cannot be bound on gateway host ``host``, one message each.
-
-    A frontend port must not be one of the ``reserved`` ports (``{port: what uses it}``, e.g.
-    the metrics frontend) nor the host port of a replica placed on ``host`` itself (a gateway
-    host may run agents too). HAProxy's own check (``haproxy -c``) does not bind, so these
-    would only fail at reload time. ``replicas`` overrides replica counts as in :func:`backends`.
-    """
-    taken: dict[int, str] = {}
-    for port, what in (reserved or {}).items():
-        taken[int(port)] = str(what)
-    overrides = _replica_overrides(replicas)
-    for agent in agents_for_host(list(agents or []), host, groups, defaults, replicas=overrides):
-        for replica in agent["replica_list"]:
-            taken.setdefault(int(replica["host_port"]), f"replica {replica['name']} on {host}")
-    problems = []
-    for backend in gateway_backends:
-        port = backend.get("port")
-        if port is not None and int(port) in taken:
-            problems.append(
-                f"agent {backend['name']}: gateway.port {port} on {host} is already used by {taken[int(port)]}"
-            )
-    return problems
+def port_problems(gateway_backends: Iterable[Mapping[str, Any]], host: str,
+                  reserved: Mapping[Any, str] | None = None) -> list[str]:
+    """Agent frontend ports that the gateway on ``host`` uses itself (``reserved``,
+    ``{port: what uses it}``, e.g. the metrics frontend), one message each. HAProxy's own check
+    (``haproxy -c``) does not bind, so these would only fail at reload time. A replica's host
+    port on a gateway host is the catalog's check (:func:`catalog.validate_catalog`)."""
+    taken = {int(port): str(what) for port, what in (reserved or {}).items()}
+    return [f"agent {backend['name']}: gateway.port {backend['port']} on {host} is already used by "
+            f"{taken[int(backend['port'])]}"
+            for backend in gateway_backends if int(backend["port"]) in taken]
 
 
 def _client_label(index: int, client: Any) -> str:

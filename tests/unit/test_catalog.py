@@ -16,9 +16,9 @@ from ansible_collections.agentfactory.fleet.plugins.plugin_utils.catalog import 
     CatalogProblem,
     is_vault_encrypted,
     normalise_agent,
-    resolve_hosts,
     validate_catalog,
 )
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.placement import resolve_hosts
 from jsonschema import Draft202012Validator
 
 GROUPS = {
@@ -368,7 +368,7 @@ def test_validation_does_not_modify_the_catalog():
     ("!monitoring", ["agent1", "agent2", "agent3"]),
     ("all:&gpu", ["agent3"]),
     ("agent*", ["agent1", "agent2", "agent3"]),
-    ("agent[2-3]", ["agent2", "agent3"]),
+    ("agent_hosts[1-2]", ["agent2", "agent3"]),
     ("agent[!1]", ["agent2", "agent3"]),
     ("agent?:!agent2", ["agent1", "agent3"]),
     ("~agent[13]", ["agent1", "agent3"]),
@@ -397,7 +397,8 @@ def test_resolve_hosts_reads_brackets_after_a_name_as_a_subscript():
     hosts, complaints = resolve_hosts("agent[12]", GROUPS)
     assert hosts == []
     assert complaints and complaints[0].startswith("'agent' is neither a group nor a host")
-    assert resolve_hosts("agent_hosts[12]", GROUPS) == ([], [])
+    assert resolve_hosts("agent_hosts[12]", GROUPS) == (
+        [], ["No hosts matched the subscripted pattern 'agent_hosts[12]'"])
 
 
 def test_port_ranges_on_distinct_hosts_do_not_collide():

@@ -1,4 +1,4 @@
-"""Prometheus file_sd targets from the inventory and the agent catalog (agentfactory_cli.targets)."""
+"""Prometheus file_sd targets from the inventory and the fleet model (plugins/plugin_utils/targets.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 
 from agentfactory_cli.model import targets as t
 
+IMAGE = "registry.lab:5000/agents/sample:1.0"
+
 GROUPS = {
     "all": ["mon1", "agent1", "agent2", "gpu1", "db1"],
     "ungrouped": ["db1"],
@@ -15,32 +17,6 @@ GROUPS = {
     "agent_hosts": ["agent1", "agent2", "gpu1"],
     "gpu": ["gpu1"],
 }
-
-
-@pytest.mark.parametrize(
-    ("pattern", "expected"),
-    [
-        ("agent_hosts", ["agent1", "agent2", "gpu1"]),
-        ("all", ["mon1", "agent1", "agent2", "gpu1", "db1"]),
-        ("*", ["mon1", "agent1", "agent2", "gpu1", "db1"]),
-        ("agent1", ["agent1"]),
-        ("monitoring:gpu", ["mon1", "gpu1"]),
-        ("monitoring,gpu", ["mon1", "gpu1"]),
-        ("agent_hosts:!gpu", ["agent1", "agent2"]),
-        ("agent_hosts:&gpu", ["gpu1"]),
-        ("agent*", ["agent1", "agent2", "gpu1"]),  # agent_hosts (group) and agent1/2 (hosts)
-        ("~agent[0-9]", ["agent1", "agent2"]),
-        ("nosuchgroup", []),
-        ("gpu:gpu:gpu1", ["gpu1"]),
-        (["monitoring", "db1"], ["mon1", "db1"]),
-    ],
-)
-def test_resolve_hosts(pattern, expected):
-    assert t.resolve_hosts(pattern, GROUPS) == expected
-
-
-def test_resolve_hosts_keeps_inventory_order():
-    assert t.resolve_hosts("gpu:mon1:agent1", GROUPS) == ["mon1", "agent1", "gpu1"]
 
 
 def test_host_address_prefers_override_then_ansible_host():
@@ -79,9 +55,9 @@ def test_empty_catalog_gives_empty_valid_file(catalog):
 
 def test_agent_replicas_on_each_host():
     catalog = [
-        {"name": "support-bot", "replicas": 2, "host_port": 18080, "hosts": "agent_hosts:!gpu",
+        {"name": "support-bot", "image": IMAGE, "replicas": 2, "host_port": 18080, "hosts": "agent_hosts:!gpu",
          "metrics": {"path": "/metrics"}},
-        {"name": "trainer", "replicas": 1, "host_port": 19000, "hosts": "gpu",
+        {"name": "trainer", "image": IMAGE, "replicas": 1, "host_port": 19000, "hosts": "gpu",
          "metrics": {"path": "/custom/metrics"}},
     ]
     got = t.agent_targets(catalog, GROUPS, {"agent2": {"agentfactory_host_address": "10.1.1.2"}})
@@ -99,7 +75,7 @@ def test_agent_replicas_on_each_host():
 
 
 def test_agent_defaults_hosts_and_metrics_path():
-    got = t.agent_targets([{"name": "a", "replicas": 1, "host_port": 8000}], GROUPS)
+    got = t.agent_targets([{"name": "a", "image": IMAGE, "replicas": 1, "host_port": 8000}], GROUPS)
     assert [g["labels"]["host"] for g in got] == ["agent1", "agent2", "gpu1"]
     assert {g["labels"]["__metrics_path__"] for g in got} == {"/metrics"}
 
@@ -107,79 +83,43 @@ def test_agent_defaults_hosts_and_metrics_path():
 def test_agents_completed_like_the_agent_role_does():
     """host_port defaults to port (8080), and agentfactory_agent_defaults is a layer under the agent."""
     defaults = {"metrics": {"path": "/internal/metrics"}, "replicas": 2, "resources": {"memory": "1g"}}
-    catalog = [{"name": "a", "hosts": "gpu"}, {"name": "b", "hosts": "gpu", "port": 9000, "replicas": 1,
-                                               "metrics": {"path": "/m"}}]
+    catalog = [{"name": "a", "image": IMAGE, "hosts": "gpu"},
+               {"name": "b", "image": IMAGE, "hosts": "gpu", "port": 9000, "replicas": 1, "metrics": {"path": "/m"}}]
     got = t.agent_targets(catalog, GROUPS, {}, defaults)
     assert [(g["targets"][0], g["labels"]["__metrics_path__"]) for g in got] == [
         ("gpu1:8080", "/internal/metrics"), ("gpu1:8081", "/internal/metrics"), ("gpu1:9000", "/m"),
     ]
-    assert t.agent_limits(catalog, defaults) == [
+    assert t.agent_limits(catalog, GROUPS, defaults) == [
         {"name": "a", "memory_bytes": 1024**3, "cpus": None},
         {"name": "b", "memory_bytes": 1024**3, "cpus": None},
     ]
 
 
-def test_zero_replicas_and_unmatched_hosts_give_no_targets():
+def test_zero_replicas_give_no_targets():
     catalog = [
-        {"name": "idle", "replicas": 0, "host_port": 8000, "hosts": "agent_hosts"},
-        {"name": "nowhere", "replicas": 3, "host_port": 8100, "hosts": "nosuchgroup"},
+        {"name": "idle", "image": IMAGE, "replicas": 0, "host_port": 8000, "hosts": "agent_hosts"},
     ]
     assert t.agent_targets(catalog, GROUPS) == []
 
 
-@pytest.mark.parametrize(
-    ("agent", "message"),
-    [
-        ({"replicas": 1, "host_port": 8000}, r"agentfactory_agents\[0\] has no name"),
-        ({"name": "x", "replicas": -1, "host_port": 8000}, "agent x: replicas"),
-        ({"name": "x", "replicas": True, "host_port": 8000}, "agent x: replicas"),
-        ({"name": "x", "replicas": 3, "host_port": 65534}, r"agent x: host_port \+ replicas - 1"),
-        ({"name": "x", "replicas": 1, "host_port": "http"}, "agent x: host_port must be an integer"),
-        ({"name": "x", "replicas": 1, "host_port": 80, "metrics": {"path": "m"}}, "metrics.path"),
-    ],
-)
-def test_agent_errors_name_the_agent(agent, message):
-    with pytest.raises(t.TargetError, match=message):
-        t.agent_targets([agent], GROUPS)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("512m", 512 * 1024**2), ("2g", 2 * 1024**3), ("2G", 2 * 1024**3), ("1.5g", int(1.5 * 1024**3)),
-     ("64k", 65536), ("1048576", 1048576), (1024, 1024), ("256mb", 256 * 1024**2)],
-)
-def test_memory_bytes(text, expected):
-    assert t.memory_bytes(text) == expected
-
-
-@pytest.mark.parametrize("bad", ["lots", "12x", "", True, "-1m"])
-def test_memory_bytes_rejects(bad):
-    with pytest.raises(t.TargetError):
-        t.memory_bytes(bad)
+def test_an_invalid_catalog_is_refused_with_every_problem():
+    with pytest.raises(t.TargetError, match=r"2 problem\(s\)(.|\n)*agent 'x'(.|\n)*agent 'y'"):
+        t.agent_targets([{"name": "x", "image": IMAGE, "replicas": -1},
+                         {"name": "y", "image": IMAGE, "metrics": {"path": "m"}}], GROUPS)
 
 
 def test_agent_limits():
     catalog = [
-        {"name": "a", "resources": {"memory": "512m", "cpus": 0.5}},
-        {"name": "b", "resources": {"cpus": 2}},
-        {"name": "c"},
+        {"name": "a", "image": IMAGE, "port": 8000, "resources": {"memory": "512m", "cpus": 0.5}},
+        {"name": "b", "image": IMAGE, "port": 8100, "resources": {"cpus": 2}},
+        {"name": "c", "image": IMAGE, "port": 8200},
     ]
-    assert t.agent_limits(catalog) == [
+    assert t.agent_limits(catalog, GROUPS) == [
         {"name": "a", "memory_bytes": 512 * 1024**2, "cpus": 0.5},
-        {"name": "b", "memory_bytes": None, "cpus": 2.0},
+        {"name": "b", "memory_bytes": None, "cpus": 2},
         {"name": "c", "memory_bytes": None, "cpus": None},
     ]
-    assert t.agent_limits(None) == []
-
-
-@pytest.mark.parametrize(
-    ("resources", "message"),
-    [({"memory": "huge"}, r"agent z: resources\.memory"), ({"cpus": 0}, r"agent z: resources\.cpus"),
-     ({"cpus": "many"}, r"agent z: resources\.cpus"), ({"cpus": True}, r"agent z: resources\.cpus")],
-)
-def test_agent_limits_errors(resources, message):
-    with pytest.raises(t.TargetError, match=message):
-        t.agent_limits([{"name": "z", "resources": resources}])
+    assert t.agent_limits(None, GROUPS) == []
 
 
 def test_filter_plugin_exposes_the_functions():
@@ -194,15 +134,15 @@ def test_filter_plugin_exposes_the_functions():
     assert filters["agentfactory_agent_targets"](None, GROUPS, {}) == []
     from ansible.errors import AnsibleFilterError
 
-    with pytest.raises(AnsibleFilterError, match="agent x"):
-        filters["agentfactory_agent_targets"]([{"name": "x", "replicas": -1}], GROUPS, {})
+    with pytest.raises(AnsibleFilterError, match="agent 'x'"):
+        filters["agentfactory_agent_targets"]([{"name": "x", "image": IMAGE, "replicas": -1}], GROUPS, {})
 
 
 def test_replicas_override_changes_the_targets_of_that_agent_only():
     """agentfactory scale: the target files list the replicas the agent role runs in the same run."""
     catalog = [
-        {"name": "support-bot", "replicas": 2, "host_port": 18080, "hosts": "agent_hosts:!gpu"},
-        {"name": "trainer", "replicas": 1, "host_port": 19000, "hosts": "gpu"},
+        {"name": "support-bot", "image": IMAGE, "replicas": 2, "host_port": 18080, "hosts": "agent_hosts:!gpu"},
+        {"name": "trainer", "image": IMAGE, "replicas": 1, "host_port": 19000, "hosts": "gpu"},
     ]
     got = t.agent_targets(catalog, GROUPS, {}, None, {"support-bot": 3})
     assert [g["targets"][0] for g in got] == [
@@ -222,13 +162,13 @@ def test_replicas_override_changes_the_targets_of_that_agent_only():
     [
         ({"x": -1}, "agent x: replicas"),
         ({"x": "many"}, "agent x: replicas"),
-        ({"x": 70000}, r"agent x: host_port \+ replicas - 1"),
+        ({"x": 70000}, r"agent 'x': field 'replicas': must be at most 100 per host"),
         (["x"], "replica overrides must be a mapping"),
     ],
 )
 def test_bad_replicas_override_is_an_error(replicas, message):
     with pytest.raises(t.TargetError, match=message):
-        t.agent_targets([{"name": "x", "replicas": 1, "host_port": 8000}], GROUPS, replicas=replicas)
+        t.agent_targets([{"name": "x", "image": IMAGE, "replicas": 1, "host_port": 8000}], GROUPS, replicas=replicas)
 
 
 def test_filter_plugin_passes_the_replicas_override():
@@ -241,6 +181,6 @@ def test_filter_plugin_passes_the_replicas_override():
     spec.loader.exec_module(module)
     filters = module.FilterModule().filters()
     # Positional, as the prometheus role calls it: groups, hostvars, defaults, replicas.
-    got = filters["agentfactory_agent_targets"]([{"name": "x", "host_port": 8000, "hosts": "gpu"}], GROUPS, {}, {},
-                                                {"x": 2})
+    got = filters["agentfactory_agent_targets"]([{"name": "x", "image": IMAGE, "host_port": 8000, "hosts": "gpu"}],
+                                                GROUPS, {}, {}, {"x": 2})
     assert [g["targets"][0] for g in got] == ["gpu1:8000", "gpu1:8001"]
