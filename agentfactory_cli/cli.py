@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import re
 import sys
@@ -15,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agentfactory_cli import __version__, config, errors
+from agentfactory_cli import __version__, config, errors, jsondoc
 from agentfactory_cli import inventory as inv
 from agentfactory_cli.lab import PUBLISHED_PORTS, Lab, lab_of_inventory
 from agentfactory_cli.runner import PlaybookRequest
@@ -133,7 +132,8 @@ def _playbook_options(changes: bool = True, strict: bool = True) -> argparse.Arg
     g.add_argument("-v", "--verbose", action="count", default=0,
                    help="show Ansible's own output (-vvv for connection debugging)")
     g.add_argument("--json", action="store_true",
-                   help="print one JSON document on stdout: {status, rc, hosts, artifacts}")
+                   help="print one JSON document on stdout, whatever the exit code: "
+                        "{verb, status, rc, error, problems, hosts, artifacts}")
     if strict:
         g.add_argument("--strict", action="store_true",
                        help="refuse agent secrets that are not vault-encrypted")
@@ -153,8 +153,27 @@ def _playbook_options(changes: bool = True, strict: bool = True) -> argparse.Arg
     return p
 
 
+class BadCommandLine(SystemExit):
+    """argparse's error, once the usage and the message are printed: exit 4, and with --json a
+    document that carries the message."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(errors.EXIT_INVALID_INPUT)
+        self.verb = "-".join(prog.split()[1:]) or None  # "agentfactory lab up" -> "lab-up"
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser (sub-parsers are of its class too), but its errors keep their message."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")  # as argparse's own error()
+        raise BadCommandLine(self.prog, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="agentfactory",
         description="Roll out and run fleets of AI agents on your own hosts, with Ansible.",
         epilog=errors.EXIT_CODES_HELP,
@@ -284,6 +303,10 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
     if unknown:
         known = ", ".join(loaded.agent_names) or "none"
         raise errors.InvalidInput(f"unknown agent(s): {', '.join(unknown)} (the catalog has: {known})")
+    if args.verb == "status" and not loaded.agent_names:
+        # Not "healthy": there is nothing to be healthy, which is known before any host is contacted.
+        raise errors.InvalidInput("no agents in the catalog: nothing to report "
+                                  "(agentfactory_agents is empty or not set)")
     extravars = verb.extravars(args, loaded) if verb.extravars else {}
     targets = []
     if args.verb == "update":
@@ -307,6 +330,7 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
         vault_password_file=vault.password_file,
         extravars=extravars,
         targets=targets,
+        desired=_desired_replicas(loaded, args.agent) if args.verb == "status" else {},
         agents=list(loaded.agent_names),
         hosts=list(loaded.limited),
         fleet=list(loaded.groups.get("all") or loaded.limited),
@@ -410,6 +434,21 @@ def lab_vault_password_file(inventories: list[Path]) -> Path | None:
     return password_file.resolve() if password_file.is_file() else None
 
 
+def _desired_replicas(loaded: inv.Inventory, only: list[str] | None) -> dict[str, dict[str, int]]:
+    """host -> agent -> replicas, as the catalog places the agents (all, or `only`) on the hosts of the run."""
+    from agentfactory_cli.model import catalog
+
+    desired: dict[str, dict[str, int]] = {}
+    for name, agent in loaded.agents.items():
+        if only and name not in only:
+            continue
+        hosts, _ = catalog.resolve_hosts(agent["hosts"], loaded.groups)
+        for host in hosts:
+            if host in loaded.limited and agent["replicas"]:
+                desired.setdefault(host, {})[name] = int(agent["replicas"])
+    return desired
+
+
 def _image_push_verb() -> Verb:
     return Verb("image.yml", "push the reference agent image", _image_push)
 
@@ -450,7 +489,7 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
         if args.verb == "status":
             from agentfactory_cli.status import StatusDisplay
 
-            display = StatusDisplay(json_mode=args.json, verbosity=args.verbose)
+            display = StatusDisplay(desired=req.desired, json_mode=args.json, verbosity=args.verbose)
         elif args.verb == "check":
             from agentfactory_cli.status import CheckDisplay
 
@@ -525,7 +564,7 @@ def _print_lab(lab: Lab, json_mode: bool) -> None:
         doc = {"lab": lab.name, "inventory": str(lab.inventory_path) if lab.inventory_path.exists() else None,
                "hosts": [{"name": h.name, "state": h.state, "services": services[h.name],
                           "ports": {str(k): v for k, v in h.ports.items()}} for h in hosts]}
-        print(json.dumps(doc, indent=2))
+        jsondoc.write(doc)
         return
     if not hosts:
         print(f"Lab {lab.name!r} is down (no hosts). Start it with: agentfactory lab up")
@@ -557,7 +596,7 @@ def _print_credentials(lab: Lab, json_mode: bool) -> None:
         url = next((u for h in hosts if (u := lab.url(cred["service"], h))), "")
         rows.append({**cred, "url": url})
     if json_mode:
-        print(json.dumps({"lab": lab.name, "ca": str(lab.ca_file), "accounts": rows}, indent=2))
+        jsondoc.write({"lab": lab.name, "ca": str(lab.ca_file), "accounts": rows})
         return
     # Plain columns, never truncated: these are values to copy.
     print(f"Lab {lab.name!r}: accounts (verify TLS with the CA {lab.ca_file})")
@@ -599,11 +638,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The command's name in --json documents: the verb, with its action (lab-status, image-push)."""
+    action = getattr(args, "lab_verb", None) or getattr(args, "image_verb", None)
+    return f"{args.verb}-{action}" if action else args.verb
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Under --json every exit, a bad command line included, prints one document (jsondoc.py):
+    # this one when the command printed none.
+    json_mode = "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+    already = jsondoc.printed
+
+    def failure(verb: str | None, rc: int, error: str, problems: list[str] | None = None,
+                status: str = jsondoc.NOT_RUN) -> None:
+        if json_mode and jsondoc.printed == already:
+            jsondoc.write(jsondoc.failure_document(verb, rc, error, problems, status=status))
+
     try:
         args = parse_args(argv)
-    except SystemExit as exc:  # argparse: bad options are invalid input too
+    except BadCommandLine as exc:  # bad options are invalid input too
+        failure(exc.verb, errors.EXIT_INVALID_INPUT, exc.message)
+        return errors.EXIT_INVALID_INPUT
+    except SystemExit as exc:  # --help, --version
         return errors.EXIT_INVALID_INPUT if exc.code else errors.EXIT_OK
+    json_mode = getattr(args, "json", False)
     try:
         if args.verb == "lab":
             return _lab(args)
@@ -624,10 +684,15 @@ def main(argv: list[str] | None = None) -> int:
 
         # The message quotes inventories and catalogs: text, never markup.
         _err.print(Text.assemble(("error:", "red"), " ", plain(exc)))
+        failure(_command(args), exc.exit_code, str(exc), exc.problems)
         return exc.exit_code
     except KeyboardInterrupt:
         _err.print("[yellow]interrupted[/]")
+        failure(_command(args), errors.EXIT_INTERRUPTED, "interrupted")
         return errors.EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: the traceback still goes to stderr
+        failure(_command(args), errors.EXIT_ERROR, f"internal error: {type(exc).__name__}: {exc}", status="error")
+        raise
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -637,7 +702,7 @@ def _config(args: argparse.Namespace) -> int:
         doc = {"file": str(path) if path else None,
                "settings": {name: {"value": v.value, "origin": v.origin, "where": v.where}
                             for name, v in values.items()}}
-        print(json.dumps(doc, indent=2))
+        jsondoc.write(doc)
         return errors.EXIT_OK
     searched = [os.environ.get(config.CONFIG_ENV) or "$" + config.CONFIG_ENV, *map(str, config.search_paths())]
     print(f"Config file: {path}" if path else f"Config file: none (looked for {', '.join(searched)})")

@@ -1,7 +1,8 @@
 """What the operator sees while a playbook runs and after: live progress, failures, the recap.
 
-Progress and messages go to stderr; the recap (or, with --json, the one JSON document) to
-stdout, so `agentfactory bootstrap --json | jq` always gets clean input.
+Progress and messages go to stderr; the recap (or, with --json, the one JSON document of
+agentfactory_cli/jsondoc.py) to stdout, so `agentfactory bootstrap --json | jq` always gets
+clean input.
 
 Whatever comes from hosts, inventories or catalogs (host and task names, messages, facts) is
 shown through plain(): as text, never as rich markup, with control characters made visible, so
@@ -11,7 +12,6 @@ that it can neither break the display nor drive the terminal.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import sys
 import time
@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from agentfactory_cli import errors
+from agentfactory_cli import errors, jsondoc
 from agentfactory_cli.runner import _STATS_KEYS, RECAP_KEYS, RunResult
 
 # C0 and C1 controls, DEL, and the bidi controls that reorder what a terminal shows ("\n" and
@@ -210,13 +210,21 @@ class RunDisplay:
         return result.exit_code
 
     def finish(self, result: RunResult) -> None:
+        """The end of the run: its error on stderr, then the JSON document or the report on stdout."""
         self.stop()
         if result.error:
             self.say(plain(result.error, "red"))
         if self.json_mode:
-            sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
-            sys.stdout.flush()
-            return
+            jsondoc.write(self.document(result))
+        else:
+            self.report(result)
+
+    def document(self, result: RunResult) -> dict[str, Any]:
+        """The --json document; displays add their own keys."""
+        return jsondoc.run_document(result, rc=self.exit_code(result))
+
+    def report(self, result: RunResult) -> None:
+        """The recap for a terminal or a log."""
         table = Table(title="Recap", title_justify="left")
         table.add_column("host")
         for key in RECAP_KEYS:

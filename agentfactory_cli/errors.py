@@ -17,16 +17,25 @@ exit codes:
   1    error in Ansible or the CLI itself
   2    a task failed on at least one host
   3    at least one host was unreachable (takes precedence over 2)
-  4    invalid input (inventory, catalog, options), found before any host was touched
+  4    invalid input (inventory, catalog, options; status: no agents in the catalog), found
+       before any host was touched
   75   another run holds this fleet (one run at a time; --wait to queue); nothing was run
   130  interrupted (Ctrl-C or SIGTERM); the run was cancelled
 """
 
 
 class AgentFactoryError(Exception):
-    """An error with a message for the operator and an exit code."""
+    """An error with a message for the operator and an exit code.
+
+    `problems`: what is wrong, one item each (the catalog's problems, say), for --json's document;
+    by default the message alone.
+    """
 
     exit_code = EXIT_ERROR
+
+    def __init__(self, message: str = "", problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = [str(p) for p in problems] if problems else [str(message)]
 
 
 class InvalidInput(AgentFactoryError):

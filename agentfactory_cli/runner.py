@@ -53,6 +53,9 @@ class PlaybookRequest:
     extravars: dict[str, Any] = field(default_factory=dict)
     # The hosts the run is about, when a display reports on each (update: where the agent is placed).
     targets: list[str] = field(default_factory=list)
+    # status: the replicas the catalog places on each host of the run (host -> agent -> count), so
+    # that a host that does not report counts as that many unknown replicas, not none.
+    desired: dict[str, dict[str, int]] = field(default_factory=dict)
     # What the checked input holds: the catalog's agents and the hosts the run is limited to.
     agents: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
@@ -89,6 +92,7 @@ class RunResult:
     failures: list[dict[str, str]] = field(default_factory=list)
     canceled: bool = False
     error: str = ""  # Ansible's own error when it stopped before any host failed (bad playbook...)
+    verb: str = ""  # the request's
 
     @property
     def exit_code(self) -> int:
@@ -106,10 +110,6 @@ class RunResult:
         if self.ansible_rc in (4, 5):  # ansible-playbook: parser error, bad options
             return errors.EXIT_INVALID_INPUT
         return errors.EXIT_ERROR
-
-    def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "rc": self.exit_code, "hosts": self.hosts,
-                "artifacts": str(self.artifacts)}
 
 
 # Controller variables the `command` artifact may keep besides the ones the CLI sets itself.
@@ -442,6 +442,7 @@ def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], arti
         failures=list(display.failures),
         canceled=stopped and not crash,
         error=error,
+        verb=req.verb,
     )
 
 

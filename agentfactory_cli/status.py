@@ -5,8 +5,6 @@ Both run a read-only playbook and read what its modules returned from ansible-ru
 
 from __future__ import annotations
 
-import json
-import sys
 from collections import defaultdict
 from typing import Any
 
@@ -28,9 +26,15 @@ def _memory(value: Any) -> str:
     return "-"
 
 
-def fleet_summary(per_host: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
-    """Fold agent_health results from every host into per-agent totals and one replica list."""
-    agents: dict[str, dict[str, int]] = defaultdict(lambda: {"desired": 0, "running": 0, "healthy": 0, "hosts": 0})
+def fleet_summary(per_host: dict[str, dict[str, Any]], unknown: dict[str, dict[str, int]] | None = None,
+                  ) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
+    """Fold agent_health results from every host into per-agent totals and one replica list.
+
+    `unknown`: the replicas the catalog places on the hosts that did not report (host -> agent
+    -> count): desired, and neither running nor healthy as far as anyone knows.
+    """
+    agents: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"desired": 0, "running": 0, "healthy": 0, "unknown": 0, "hosts": 0})
     replicas = []
     for host in sorted(per_host):
         res = per_host[host]
@@ -40,14 +44,23 @@ def fleet_summary(per_host: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[s
                 total[key] += int(summary.get(key) or 0)
             total["hosts"] += 1
         replicas += [{"host": host, **r} for r in res.get("replicas") or []]
+    for placed in (unknown or {}).values():
+        for name, count in placed.items():
+            agents[name]["desired"] += count
+            agents[name]["unknown"] += count
     return dict(agents), replicas
 
 
 class StatusDisplay(RunDisplay):
-    """`agentfactory status`: one table of every replica, a line per agent, health as exit code."""
+    """`agentfactory status`: one table of every replica, a line per agent, health as exit code.
 
-    def __init__(self, **kwargs):
+    `desired`: the replicas the catalog places on each host of the run (PlaybookRequest.desired);
+    those of a host that sends no report (unreachable, failed, never reached) count as unknown.
+    """
+
+    def __init__(self, desired: dict[str, dict[str, int]] | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.desired = dict(desired or {})
         self.health: dict[str, dict[str, Any]] = {}
 
     def event(self, ev: dict[str, Any]) -> bool:
@@ -57,25 +70,42 @@ class StatusDisplay(RunDisplay):
             self.health[data.get("host")] = res
         return super().event(ev)
 
-    def healthy(self) -> bool:
-        agents, _ = fleet_summary(self.health)
+    def unreported(self, result: RunResult) -> dict[str, str]:
+        """The hosts with replicas placed that sent no health report, and why."""
+        out = {}
+        for host in sorted(set(self.desired) - set(self.health)):
+            counts = result.hosts.get(host) or {}
+            if counts.get("unreachable"):
+                out[host] = "unreachable"
+            elif counts.get("failed"):
+                out[host] = "failed"
+            elif not any(counts.values()):
+                out[host] = "not reached"
+            # Else the host ran the play and skipped the report: by its own view of the catalog
+            # (host_vars) nothing is placed there, and that view is the one it runs.
+        return out
+
+    def summary(self, result: RunResult) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]], dict[str, str]]:
+        unreported = self.unreported(result)
+        agents, replicas = fleet_summary(self.health, {h: self.desired[h] for h in unreported})
+        return agents, replicas, unreported
+
+    def healthy(self, result: RunResult) -> bool:
+        agents, _, _ = self.summary(result)
         return all(a["healthy"] == a["desired"] for a in agents.values())
 
     def exit_code(self, result: RunResult) -> int:
         if result.exit_code != errors.EXIT_OK:
             return result.exit_code
-        return errors.EXIT_OK if self.healthy() else errors.EXIT_HOST_FAILED
+        return errors.EXIT_OK if self.healthy(result) else errors.EXIT_HOST_FAILED
 
-    def finish(self, result: RunResult) -> None:
-        self.stop()
-        agents, replicas = fleet_summary(self.health)
-        if result.error:
-            self.say(plain(result.error, "red"))
-        if self.json_mode:
-            doc = {**result.to_json(), "rc": self.exit_code(result), "healthy": self.healthy(),
-                   "agents": agents, "replicas": replicas}
-            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-            return
+    def document(self, result: RunResult) -> dict[str, Any]:
+        agents, replicas, unreported = self.summary(result)
+        return {**super().document(result), "healthy": self.healthy(result), "agents": agents,
+                "replicas": replicas, "unknown_hosts": unreported}
+
+    def report(self, result: RunResult) -> None:
+        agents, replicas, unreported = self.summary(result)
         if replicas:
             table = Table(title="Fleet status", title_justify="left")
             for col in ("agent", "host", "replica", "state", "health", "latency", "restarts", "cpu", "memory"):
@@ -93,11 +123,23 @@ class StatusDisplay(RunDisplay):
                               _memory(r.get("memory_bytes")))
             self.out.print(table)
         elif not result.failures:
-            self.out.print("No agents are placed on these hosts (agentfactory_agents is empty or matches none).")
+            self.out.print("No agent of the catalog is placed on these hosts.")
         for name, a in sorted(agents.items()):
             style = "green" if a["healthy"] == a["desired"] else "red"
-            self.out.print(Text.assemble(plain(f"{name}: {a['healthy']}/{a['desired']} healthy", style),
-                                         f" ({a['running']} running on {a['hosts']} host(s))"))
+            line = plain(f"{name}: {a['healthy']}/{a['desired']} healthy", style)
+            if a["unknown"]:
+                why: dict[str, list[str]] = defaultdict(list)
+                for host, reason in unreported.items():
+                    if self.desired[host].get(name):
+                        why[reason].append(host)
+                line.append_text(plain(f", {a['unknown']} unknown: "
+                                       + "; ".join(f"{_few(hosts)} {reason}" for reason, hosts in why.items()),
+                                       style))
+                if a["hosts"]:
+                    line.append(f" ({a['running']} running on the {a['hosts']} host(s) that answered)")
+            else:
+                line.append(f" ({a['running']} running on {a['hosts']} host(s))")
+            self.out.print(line)
         if result.exit_code != errors.EXIT_OK:
             self.out.print(f"[red]Status incomplete (exit {result.exit_code}): see the messages above.[/]")
         self.out.print(Text.assemble("Artifacts: ", plain(result.artifacts)))
@@ -135,19 +177,20 @@ class CheckDisplay(RunDisplay):
             self.facts[data.get("host")] = facts
         return super().event(ev)
 
-    def finish(self, result: RunResult) -> None:
-        self.stop()
-        if result.error:
-            self.say(plain(result.error, "red"))
+    def problems(self, result: RunResult) -> dict[str, list[str]]:
         problems: dict[str, list[str]] = defaultdict(list)
         for f in result.failures:
             problems[f["host"]].append(f["message"] if f["kind"] == "failed" else f"unreachable: {f['message']}")
-        if self.json_mode:
-            hosts = {h: {**result.hosts.get(h, {}), "facts": self.facts.get(h, {}), "problems": problems.get(h, [])}
-                     for h in sorted(set(result.hosts) | set(self.facts))}
-            doc = {**result.to_json(), "hosts": hosts}
-            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-            return
+        return problems
+
+    def document(self, result: RunResult) -> dict[str, Any]:
+        problems = self.problems(result)
+        hosts = {h: {**result.hosts.get(h, {}), "facts": self.facts.get(h, {}), "problems": problems.get(h, [])}
+                 for h in sorted(set(result.hosts) | set(self.facts))}
+        return {**super().document(result), "hosts": hosts}
+
+    def report(self, result: RunResult) -> None:
+        problems = self.problems(result)
         table = Table(title="Host checks", title_justify="left")
         for col in ("host", "verdict", "os", "python", "systemd", "free /", "docker", "agents"):
             table.add_column(col)
@@ -209,14 +252,12 @@ class UpdateDisplay(RunDisplay):
             groups[outcome].append(host)
         return groups
 
-    def finish(self, result: RunResult) -> None:
+    def document(self, result: RunResult) -> dict[str, Any]:
+        return {**super().document(result), "update": {"agent": self.agent, **self.summary(result)}}
+
+    def report(self, result: RunResult) -> None:
         summary = self.summary(result)
-        if self.json_mode:
-            self.stop()
-            doc = {**result.to_json(), "update": {"agent": self.agent, **summary}}
-            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-            return
-        super().finish(result)
+        super().report(result)
         styles = {"updated": "green", "unchanged": "dim", "rolled_back": "yellow", "failed": "red",
                   "untouched": "cyan"}
         line = Text.assemble("Update of ", plain(self.agent), ": ")

@@ -87,7 +87,7 @@ def check_files(paths: Iterable[Path], decrypt=None) -> None:
         raise InvalidInput(problems[0])
     if problems:
         lines = "\n  ".join(problems)
-        raise InvalidInput(f"the inventory has {len(problems)} problem(s):\n  {lines}")
+        raise InvalidInput(f"the inventory has {len(problems)} problem(s):\n  {lines}", problems=problems)
 
 
 def _display(path: Path) -> str:

@@ -190,8 +190,8 @@ def test_json_mode_prints_one_document(capsys):
     result = _result({"a": _counts(ok=4, changed=2)})
     d.finish(result)
     doc = json.loads(capsys.readouterr().out)
-    assert doc == {"status": "successful", "rc": 0, "hosts": {"a": _counts(ok=4, changed=2)},
-                   "artifacts": "/tmp/a"}
+    assert doc == {"verb": "", "status": "successful", "rc": 0, "error": None, "problems": [],
+                   "hosts": {"a": _counts(ok=4, changed=2)}, "artifacts": "/tmp/a"}
 
 
 def test_main_runs_the_playbook_and_returns_its_exit_code(inventory, monkeypatch, capsys):

@@ -12,7 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from agentfactory_cli import cli
+from agentfactory_cli import cli, jsondoc
 from agentfactory_cli.paths import project_root
 from agentfactory_cli.runner import STOP_FILE_ENV, RunResult, _Cancel, build_runner_kwargs, stop_file
 
@@ -97,4 +97,4 @@ def test_runs_use_the_stoppable_strategy_and_their_own_stop_file(tmp_path):
 def test_a_stopped_run_is_canceled_even_when_ansible_ended_well(tmp_path):
     result = RunResult(status="canceled", ansible_rc=0, hosts={"a": {"failed": 0, "unreachable": 0}},
                        artifacts=tmp_path, canceled=True)
-    assert result.exit_code == 130 and result.to_json()["status"] == "canceled"
+    assert result.exit_code == 130 and jsondoc.run_document(result, result.exit_code)["status"] == "canceled"
