@@ -436,13 +436,13 @@ def lab_vault_password_file(inventories: list[Path]) -> Path | None:
 
 def _desired_replicas(loaded: inv.Inventory, only: list[str] | None) -> dict[str, dict[str, int]]:
     """host -> agent -> replicas, as the catalog places the agents (all, or `only`) on the hosts of the run."""
-    from agentfactory_cli.model import catalog
+    from agentfactory_cli.model import placement
 
     desired: dict[str, dict[str, int]] = {}
     for name, agent in loaded.agents.items():
         if only and name not in only:
             continue
-        hosts, _ = catalog.resolve_hosts(agent["hosts"], loaded.groups)
+        hosts, _ = placement.resolve_hosts(agent["hosts"], loaded.groups)
         for host in hosts:
             if host in loaded.limited and agent["replicas"]:
                 desired.setdefault(host, {})[name] = int(agent["replicas"])

@@ -98,7 +98,7 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
                 from None
         if not matched:
             raise InvalidInput(f"--limit {limit!r} matches no host in the inventory")
-        manager.remove_restriction()
+        manager.subset(None)  # the limit chose the run's hosts; the catalog is checked for all
     groups = {name: sorted(h.name for h in group.get_hosts()) for name, group in manager.groups.items()}
     secrets = need_secrets or bool(vault_ids or vault_passwords)
     agents = _check_catalog(loader, manager, groups, strict=strict, limited=[h.name for h in matched],
@@ -220,7 +220,7 @@ def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool, 
         problems.update(dict.fromkeys(_rendered_problems(views, groups, reserved, secrets)))
     if problems:
         lines = "\n  ".join(problems)
-        raise InvalidInput(f"the agent catalog has {len(problems)} problem(s):\n  {lines}")
+        raise InvalidInput(f"the agent catalog has {len(problems)} problem(s):\n  {lines}", problems=list(problems))
     return agents
 
 

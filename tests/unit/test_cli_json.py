@@ -72,8 +72,6 @@ def test_invalid_input_carries_its_problems_as_a_list(tmp_path, capsys, no_run):
     assert all(isinstance(p, str) for p in doc["problems"])
 
 
-@pytest.mark.xfail(strict=True, reason="inventory.py does not pass problems= to InvalidInput yet: remove this "
-                                        "mark when it does")
 def test_each_catalog_problem_is_one_item(tmp_path, capsys, no_run):
     bad = {"name": "Bad_Name", "image": "r/bot:1", "replicas": -1, "host_port": 18080}
     assert cli.main(["deploy", "-i", str(catalog_inventory(tmp_path, [bad])), "--json"]) == errors.EXIT_INVALID_INPUT
