@@ -6,6 +6,7 @@ check reads the real state, through `agentfactory status --json` or on the hosts
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -68,10 +69,30 @@ def test_deploy_brings_every_replica_up_healthy(deployed):
     assert "not-a-real-key" not in env
 
 
-def test_second_deploy_changes_nothing(deployed):
-    code, doc = run_json("deploy")
-    assert code == 0
-    assert {h: c["changed"] for h, c in doc["hosts"].items()} == dict.fromkeys(host_names(), 0)
+def test_second_deploy_changes_nothing_and_a_concurrent_one_is_turned_away(deployed):
+    """Two deploys at once against one fleet: one runs (and changes nothing), the other is refused
+    at once with exit 75 naming the run that holds the fleet, before it touches any host."""
+    import json
+    import subprocess
+
+    from labcli import LAB, cli_executable
+
+    env = {**os.environ, "AGENTFACTORY_LAB": LAB}
+    first = subprocess.Popen([cli_executable(), "deploy", "--json"], stdout=subprocess.PIPE, text=True, env=env)
+    time.sleep(2)  # a no-change deploy takes a minute or more: the second starts while it runs
+    started = time.monotonic()
+    code, second = run_json("deploy")
+    refused_after = time.monotonic() - started
+    out, _ = first.communicate(timeout=1200)
+    runs = [(first.returncode, json.loads(out)), (code, second)]
+    refused = [doc for rc, doc in runs if rc == 75]
+    ran = [doc for rc, doc in runs if rc == 0]
+    assert len(refused) == 1 and len(ran) == 1, runs
+    assert "another run holds this fleet: `deploy`" in refused[0]["error"]
+    assert refused[0]["status"] == "not_run" and refused[0]["hosts"] == {}
+    assert {h: c["changed"] for h, c in ran[0]["hosts"].items()} == dict.fromkeys(host_names(), 0)
+    if code == 75:
+        assert refused_after < 30, f"the second deploy took {refused_after:.0f}s to be refused"
 
 
 def test_config_change_restarts_only_that_agent(deployed):
