@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from ansible_collections.agentfactory.fleet.plugins.plugin_utils import fleet as _fleet
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.filtershim import filter_shim
+
+
+def _shim(func):
+    return filter_shim(func, _fleet.FleetError, ValueError)
 
 
 class FilterModule:
@@ -14,7 +19,7 @@ class FilterModule:
             "agentfactory_agent_secrets": _fleet.agent_secrets,
             # agents | agentfactory_agents_for_host(host, groups, defaults, only, replicas, images) -> placed
             # (with secret_names, never secret values)
-            "agentfactory_agents_for_host": _fleet.agents_for_host,
+            "agentfactory_agents_for_host": _shim(_fleet.agents_for_host),
             # agents | agentfactory_catalog_problems(groups, defaults, strict) -> ["agent 'x': ..."]
             "agentfactory_catalog_problems": _fleet.catalog_problems,
             # ["K=V", ...] | agentfactory_env_dict -> {K: V} (a container's recorded environment)

@@ -21,9 +21,10 @@ class FilterModule:
             "agentfactory_gateway_port_problems": _shim(_gateway.port_problems),
             # host | agentfactory_gateway_server_name(replica) -> "<host>_<replica>"
             "agentfactory_gateway_server_name": _shim(_gateway.server_name),
-            # gateway_clients | agentfactory_gateway_client_problems(agents) -> [msg] (never a key)
+            # gateway_clients | agentfactory_gateway_client_problems(agents, min_key_length) -> [msg] (never a key)
             "agentfactory_gateway_client_problems": _shim(_gateway.client_problems),
-            # gateway_clients | agentfactory_gateway_clients(rate_limit) -> [{name, digest, agents, rate_limit}]
+            # gateway_clients | agentfactory_gateway_clients(rate_limit, agents)
+            #   -> [{name, digests, agents, rate_limit}]
             "agentfactory_gateway_clients": _shim(_gateway.clients),
             # clients | agentfactory_gateway_allowed_clients(agent) -> [name]
             "agentfactory_gateway_allowed_clients": _shim(_gateway.allowed_clients),

@@ -1,6 +1,6 @@
 """Validation and normalisation of the agent catalog, before any host is contacted.
 
-The catalog is the list ``agentfactory_agents`` (see "The agent catalog" in DESIGN.md). This
+The catalog is the list ``agentfactory_agents`` (the README's "The agent catalog"). This
 module is pure: plain data in (the catalog, the inventory's groups, the operator's
 ``agentfactory_agent_defaults``), problems out. Reading the inventory is the CLI's job.
 
@@ -587,6 +587,7 @@ def normalise_agent(agent: Mapping[str, Any], defaults: Mapping[str, Any] | None
     health         ``{path: /healthz, interval: 10, timeout: 5, retries: 3}``
     metrics        ``{path: /metrics}``
     resources      ``{}`` (no limits)
+    capabilities   ``[]`` (a hardened container keeps none)
     update         ``{batch: 1, health_timeout: 60, rollback: true}``
     =============  ==========================================================
 

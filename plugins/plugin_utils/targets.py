@@ -48,7 +48,7 @@ def node_targets(
     pattern: str = "all",
 ) -> list[dict[str, Any]]:
     """One target group per host running node_exporter, labelled with its inventory name."""
-    port = _port(port, "node exporter port")
+    port = _port(port, "exporter port")
     return [
         {"targets": [_hostport(host_address(h, hostvars), port)], "labels": {"host": h}}
         for h in resolve_hosts(pattern, groups)[0]

@@ -1,4 +1,4 @@
-"""Validation and normalisation of the agent catalog (agentfactory_cli.catalog)."""
+"""Validation and normalisation of the agent catalog (plugins/plugin_utils/catalog.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sources of the host firewall (agentfactory_cli.firewall) and the resolver the role runs on
+"""Sources of the host firewall (plugins/plugin_utils/firewall.py) and the resolver the role runs on
 the hosts (roles/firewall/files/resolve_addresses.py)."""
 
 from __future__ import annotations

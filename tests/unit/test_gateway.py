@@ -1,4 +1,4 @@
-"""The HAProxy gateway's frontends, backends and servers from the catalog (agentfactory_cli.gateway)."""
+"""The HAProxy gateway's frontends, backends and servers from the catalog (plugins/plugin_utils/gateway.py)."""
 
 from __future__ import annotations
 
