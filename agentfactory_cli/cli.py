@@ -519,7 +519,7 @@ def _log(message: str) -> None:
 
 def _image(args: argparse.Namespace) -> int:
     if args.image_verb == "build":
-        from agentfactory_cli.agentimage import ensure_agent_archive
+        from agentfactory_cli.lab.agentimage import ensure_agent_archive
 
         ref, archive = ensure_agent_archive(log=_log)
         print(f"{ref}\t{archive}")
@@ -531,7 +531,7 @@ def _lab(args: argparse.Namespace) -> int:
     lab = Lab(args.name or config.resolve({})[0]["lab"].value)
     log = _log
     if args.lab_verb == "image":
-        from agentfactory_cli import engine, hostimage
+        from agentfactory_cli.lab import engine, hostimage
 
         engine.ensure_engine(log=log)
         if not hostimage.ensure_image(log=log):
@@ -556,7 +556,7 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def _print_lab(lab: Lab, json_mode: bool) -> None:
-    from agentfactory_cli.engine import engine_running
+    from agentfactory_cli.lab.engine import engine_running
 
     hosts = lab.hosts() if engine_running() else []
     services = {h.name: lab.services(h) for h in hosts}

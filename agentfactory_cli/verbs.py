@@ -54,7 +54,7 @@ def _scale(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
 
 
 def _image_push(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
-    from agentfactory_cli.agentimage import ensure_agent_archive
+    from agentfactory_cli.lab.agentimage import ensure_agent_archive
 
     ref, archive = ensure_agent_archive()
     return {"agentfactory_image": ref, "agentfactory_image_archive": str(archive),
@@ -80,8 +80,8 @@ def _update(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
 def _rotate(args: argparse.Namespace, inventories: list[Path], check: bool) -> None:
     """On a lab, new values for its generated secrets (not in check mode), under the fleet's
     lock: an operator's own inventory carries the new values in its vault already."""
-    from agentfactory_cli import labsecrets
     from agentfactory_cli.lab import lab_of_inventory
+    from agentfactory_cli.lab import secrets as labsecrets
 
     labs = [lab for lab in map(lab_of_inventory, inventories) if lab is not None]
     if labs and not check:

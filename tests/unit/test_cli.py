@@ -216,8 +216,8 @@ def test_main_runs_the_playbook_and_returns_its_exit_code(inventory, monkeypatch
 @pytest.fixture
 def vaulted_lab(tmp_path):
     """A named lab (under the test's state dir) with generated secrets and one host."""
-    from agentfactory_cli import labsecrets
     from agentfactory_cli.lab import Lab
+    from agentfactory_cli.lab import secrets as labsecrets
 
     lab = Lab("vaulted")
     lab.inventory_path.parent.mkdir(parents=True)
