@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import functools
 import json
 import os
 import re
@@ -19,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentfactory_cli import errors, lock
+from agentfactory_cli import ansiblecore, errors, lock
 from agentfactory_cli.paths import collections_root, project_root, state_dir
 
 # Names the file that stops a run between tasks (plugins/strategy/stoppable.py reads it).
@@ -251,44 +249,6 @@ class _Cancel:
         return self.requested.is_set()
 
 
-# ansible-playbook's pid, in the thread that started it (see _install_spawn_hook).
-_spawned = threading.local()
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int, prctl) -> None:
-    """In the child, before exec: SIGTERM when the thread that started it ends, which includes
-    the CLI being killed (SIGKILL too). ansible-playbook's own SIGTERM handler then stops its
-    workers' process groups, so nothing is left behind."""
-    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl
-        os._exit(1)
-
-
-def _install_spawn_hook() -> None:
-    """Make ansible-runner's pexpect.spawn start ansible-playbook with _die_with_parent.
-
-    ansible-runner has no option for this (it calls pexpect.spawn without preexec_fn), and its
-    child ignores SIGHUP, so without this a killed CLI leaves ansible-playbook running.
-    """
-    import pexpect
-
-    if sys.platform != "linux" or getattr(pexpect.spawn, "agentfactory_hook", False):
-        return
-    # Loaded here, not in the forked child (dlopen after fork in a threaded process can hang).
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    class Spawn(pexpect.spawn):
-        agentfactory_hook = True
-
-        def __init__(self, *args: Any, preexec_fn=None, **kwargs: Any) -> None:
-            hook = preexec_fn or functools.partial(_die_with_parent, os.getpid(), prctl)
-            super().__init__(*args, preexec_fn=hook, **kwargs)
-            _spawned.pid = self.pid
-
-    pexpect.spawn = Spawn
-
-
 def _guarded(handler, report):
     """The event handler as ansible-runner calls it: a display that breaks (whatever a host sent)
     is reported once and the run goes on; the event is still kept in the artifacts."""
@@ -328,8 +288,6 @@ def _disk_full(exc: BaseException) -> bool:
 
 def run_playbook(req: PlaybookRequest, display) -> RunResult:
     """Run one playbook, feeding every event to `display`; Ctrl-C stops the run cleanly."""
-    from ansible_runner.interface import init_runner  # imported late: `agentfactory --help` stays fast
-
     ident = new_ident(req.verb)
     kwargs = build_runner_kwargs(req, ident)
     runs = Path(kwargs["artifact_dir"])
@@ -351,7 +309,7 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
             marker = lock.RunMarker(artifacts)
         try:
             lock.rotate_artifacts(runs, KEEP_RUNS)
-            return _run(req, display, ident, kwargs, artifacts, init_runner)
+            return _run(req, display, ident, kwargs, artifacts, ansiblecore.init_runner)
         finally:
             marker.release()
     finally:
@@ -370,7 +328,7 @@ def _preparing(runs: Path):
 
 def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], artifacts: Path,
          init_runner) -> RunResult:
-    _install_spawn_hook()
+    ansiblecore.install_spawn_hook()
     kept_env = set(kwargs["envvars"])
 
     def on_status(data: dict[str, Any], runner_config=None) -> None:
@@ -390,12 +348,12 @@ def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], arti
 
         def target() -> None:
             # Our thread rather than run_async's, to see why ansible-runner stopped (a write that
-            # failed on a full disk, ...); ansible-playbook then gets SIGTERM (_die_with_parent).
+            # failed on a full disk, ...); ansible-playbook then gets SIGTERM (ansiblecore.install_spawn_hook).
             try:
                 runner.run()
             except Exception as exc:  # reported as the run's error below
                 crash.append(exc)
-                pid = getattr(_spawned, "pid", None)
+                pid = ansiblecore.spawned_pid()
                 if pid:
                     with contextlib.suppress(OSError):
                         os.killpg(pid, signal.SIGTERM)  # the pty made it a group leader
