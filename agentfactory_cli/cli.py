@@ -487,18 +487,21 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
             prepare(args, req.inventories, req.check)
         display = RunDisplay(json_mode=args.json, verbosity=args.verbose, show_diff=req.diff)
         if args.verb == "status":
-            from agentfactory_cli.status import StatusDisplay
+            from agentfactory_cli import status
 
-            display = StatusDisplay(desired=req.desired, json_mode=args.json, verbosity=args.verbose)
+            req.extract = {status.HEALTH: status.health_report}
+            display = status.StatusDisplay(desired=req.desired, json_mode=args.json, verbosity=args.verbose)
         elif args.verb == "check":
-            from agentfactory_cli.status import CheckDisplay
+            from agentfactory_cli import status
 
-            display = CheckDisplay(json_mode=args.json, verbosity=args.verbose, agents=req.agents)
+            req.extract = {status.PRECHECK: status.precheck_facts}
+            display = status.CheckDisplay(json_mode=args.json, verbosity=args.verbose, agents=req.agents)
         elif args.verb == "update":
-            from agentfactory_cli.status import UpdateDisplay
+            from agentfactory_cli import status
 
+            req.extract = {status.UPDATE: status.update_outcome}
             agent = req.extravars["agentfactory_update_agent"]
-            display = UpdateDisplay(agent=agent, placed=req.targets, json_mode=args.json,
+            display = status.UpdateDisplay(agent=agent, placed=req.targets, json_mode=args.json,
                                     verbosity=args.verbose, show_diff=req.diff)
         try:
             result = run_playbook(req, display)

@@ -1,4 +1,8 @@
-"""One playbook run through ansible-runner's Python API: kwargs in, a RunResult out."""
+"""One playbook run through ansible-runner's Python API: kwargs in, a RunResult out.
+
+Every event of the run is folded into the result here (RunEvents): the per-host counts, the
+failures, and what the verb reads from its modules (extracts). The display draws; it keeps nothing.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ import signal
 import sys
 import threading
 import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +39,17 @@ RECAP_KEYS = ("ok", "changed", "failed", "unreachable", "skipped")
 # playbook_on_stats names them differently.
 _STATS_KEYS = {"ok": "ok", "changed": "changed", "failed": "failures", "unreachable": "dark",
                "skipped": "skipped"}
+# The events that end a task on a host, and what each counts as.
+_COUNTED = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_skipped": "skipped",
+}
+
+# What a verb reads from its run besides the counts: given the event_data of a task that ended
+# ok on a host, what to keep for that host (the last one kept wins), or None.
+Extractor = Callable[[dict[str, Any]], Any]
 
 
 @dataclass
@@ -79,6 +96,8 @@ class PlaybookRequest:
     # Prompt regex -> answer, for ansible-runner's pexpect (-K, --ask-vault-pass, --vault-id L@prompt).
     # Never on a command line, in the environment or an artifact; never shown.
     passwords: dict[str, str] = field(default_factory=dict, repr=False)
+    # What the verb reads from the run's events: RunResult.extracts[name][host].
+    extract: dict[str, Extractor] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -91,6 +110,8 @@ class RunResult:
     canceled: bool = False
     error: str = ""  # Ansible's own error when it stopped before any host failed (bad playbook...)
     verb: str = ""  # the request's
+    # name -> host -> what the request's extractor of that name kept (PlaybookRequest.extract).
+    extracts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -108,6 +129,91 @@ class RunResult:
         if self.ansible_rc in (4, 5):  # ansible-playbook: parser error, bad options
             return errors.EXIT_INVALID_INPUT
         return errors.EXIT_ERROR
+
+
+def failure_message(res: dict[str, Any], limit: int = 600) -> str:
+    """The useful part of a failed task's result, in one short paragraph."""
+    parts = []
+    if res.get("msg"):
+        parts.append(str(res["msg"]))
+    for item in res.get("results") or []:
+        if isinstance(item, dict) and item.get("failed") and item.get("msg"):
+            parts.append(f"[{item.get('item', '?')}] {item['msg']}")
+    stderr = (res.get("stderr") or res.get("module_stderr") or "").strip()
+    if stderr:
+        parts.append(stderr)
+    text = " | ".join(dict.fromkeys(p.strip() for p in parts if p.strip())) or "no message"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def outcome(ev: dict[str, Any]) -> str | None:
+    """What an event that ends a task on a host counts as (an ignored failure is ok), else None."""
+    data = ev.get("event_data") or {}
+    key = _COUNTED.get(ev.get("event", ""))
+    if key is None or not data.get("host"):
+        return None
+    return "ok" if key == "failed" and data.get("ignore_errors") else key
+
+
+def failure_of(ev: dict[str, Any]) -> dict[str, str] | None:
+    """{host, task, kind, message} of an event where a task failed or a host was unreachable."""
+    key = outcome(ev)
+    if key not in ("failed", "unreachable"):
+        return None
+    data = ev["event_data"]
+    return {"host": data["host"], "task": data.get("task", ""), "kind": key,
+            "message": failure_message(data.get("res") or {})}
+
+
+class RunEvents:
+    """ansible-runner's events, folded one at a time into what the run's RunResult holds; while
+    the run goes on, its progress so far (the display's live table draws from it)."""
+
+    def __init__(self, extract: Mapping[str, Extractor] | None = None) -> None:
+        self.extract = dict(extract or {})
+        self.counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(RECAP_KEYS, 0))
+        self.stats: dict[str, dict[str, int]] | None = None
+        self.failures: list[dict[str, str]] = []
+        self.extracts: dict[str, dict[str, Any]] = {name: {} for name in self.extract}
+        self.in_flight: dict[str, str] = {}  # host -> the task it runs now
+        self.play = ""
+
+    def add(self, ev: dict[str, Any]) -> None:
+        name = ev.get("event", "")
+        data = ev.get("event_data") or {}
+        host = data.get("host")
+        if name == "playbook_on_play_start":
+            self.play = data.get("play", "")
+        elif name == "runner_on_start" and host:
+            self.in_flight[host] = data.get("task", "")
+            self.counts[host]  # a row from its first task on
+        elif key := outcome(ev):
+            self.in_flight.pop(host, None)
+            self.counts[host][key] += 1
+            if key == "ok" and (data.get("res") or {}).get("changed"):
+                self.counts[host]["changed"] += 1
+            if failure := failure_of(ev):
+                self.failures.append(failure)
+            if name == "runner_on_ok":
+                for extract, of in self.extract.items():
+                    if (value := of(data)) is not None:
+                        self.extracts[extract][host] = value
+        elif name == "playbook_on_stats":
+            self.stats = {key: {} for key in RECAP_KEYS}
+            for ours, theirs in _STATS_KEYS.items():
+                self.stats[ours] = dict(data.get(theirs) or {})
+
+    def recap_counts(self) -> dict[str, dict[str, int]]:
+        """Per-host recap: from ansible's own stats when the run got that far, else our counts."""
+        hosts = sorted(set(self.counts) | set().union(*(self.stats or {}).values()))
+        if self.stats is None:
+            return {h: dict(self.counts[h]) for h in hosts}
+        return {h: {k: int(self.stats[k].get(h, 0)) for k in RECAP_KEYS} for h in hosts}
+
+    def result(self, status: str, ansible_rc: int | None, artifacts: Path, **kwargs: Any) -> RunResult:
+        return RunResult(status=status, ansible_rc=ansible_rc, hosts=self.recap_counts(), artifacts=artifacts,
+                         failures=list(self.failures), extracts={k: dict(v) for k, v in self.extracts.items()},
+                         **kwargs)
 
 
 # Controller variables the `command` artifact may keep besides the ones the CLI sets itself.
@@ -287,7 +393,8 @@ def _disk_full(exc: BaseException) -> bool:
 
 
 def run_playbook(req: PlaybookRequest, display) -> RunResult:
-    """Run one playbook, feeding every event to `display`; Ctrl-C stops the run cleanly."""
+    """Run one playbook, folding every event into its result and showing it to `display` (its
+    start, event and note); Ctrl-C stops the run cleanly."""
     ident = new_ident(req.verb)
     kwargs = build_runner_kwargs(req, ident)
     runs = Path(kwargs["artifact_dir"])
@@ -337,13 +444,19 @@ def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], arti
         if data.get("status") == "running" and runner_config is not None:
             scrub_command_artifact(Path(runner_config.artifact_dir), kept_env)
     cancel = _Cancel(stop_file(ident))
-    display.start(req)
+    events = RunEvents(req.extract)
+
+    def on_event(ev: dict[str, Any]) -> bool:
+        events.add(ev)  # first: the result has the event even when the display fails on it
+        return display.event(ev)
+
+    display.start(req, events)
     # Our own handler, because a shell that starts us in the background leaves SIGINT ignored,
     # and KeyboardInterrupt can land anywhere. SIGTERM is handled as Ctrl-C.
     previous = {sig: signal.signal(sig, cancel.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     crash: list[BaseException] = []
     try:
-        runner = init_runner(**kwargs, event_handler=_guarded(display.event, _report_display_error),
+        runner = init_runner(**kwargs, event_handler=_guarded(on_event, _report_display_error),
                              cancel_callback=cancel, status_handler=on_status)
 
         def target() -> None:
@@ -376,7 +489,6 @@ def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], arti
         cancel.stop_path.unlink(missing_ok=True)
     # ansible-runner may finish writing the final events just after its thread ends.
     time.sleep(0.05)
-    hosts = display.recap_counts()
     with contextlib.suppress(OSError):
         scrub_command_artifact(artifacts, kept_env)  # in case the run ended before 'running'
     error = ""
@@ -390,18 +502,9 @@ def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], arti
                      "the run was stopped: free some space and run again")
         else:
             error = f"the run broke off: {type(exc).__name__}: {exc}"
-    elif runner.rc not in (0, None) and not display.failures and not stopped:
+    elif runner.rc not in (0, None) and not events.failures and not stopped:
         error = _ansible_error(artifacts / "stdout")
-    return RunResult(
-        status=status,
-        ansible_rc=runner.rc,
-        hosts=hosts,
-        artifacts=artifacts,
-        failures=list(display.failures),
-        canceled=stopped and not crash,
-        error=error,
-        verb=req.verb,
-    )
+    return events.result(status, runner.rc, artifacts, canceled=stopped and not crash, error=error, verb=req.verb)
 
 
 def _ansible_error(stdout: Path, max_lines: int = 12) -> str:
