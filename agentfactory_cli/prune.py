@@ -20,8 +20,6 @@ from agentfactory_cli.display import RunDisplay, plain
 from agentfactory_cli.runner import PlaybookRequest
 
 CONFIRMED_VAR = "agentfactory_prune_confirmed"
-# The verbs whose run prunes (a deploy of every agent; `--agent` deploys prune nothing).
-PRUNE_VERBS = ("deploy", "site")
 # The agent role's task that records the list (roles/agent/tasks/prune.yml).
 LIST_TASK = "List what a deploy would remove"
 PENDING_FACT = "__agent_prune_pending"
@@ -65,8 +63,9 @@ def pending_removals(req: PlaybookRequest) -> dict[str, list[str]] | None:
 
 
 def confirm(args: argparse.Namespace, req: PlaybookRequest, err) -> None:
-    """Set agentfactory_prune_confirmed on `req` when removals are confirmed; raise when refused."""
-    if args.verb not in PRUNE_VERBS or getattr(args, "agent", None):
+    """Set agentfactory_prune_confirmed on `req` when removals are confirmed; raise when refused.
+    The confirmation of the verbs whose run prunes (deploy, site: verbs.py); `--agent` prunes nothing."""
+    if getattr(args, "agent", None):
         return
     if args.yes or args.check:  # a dry run changes nothing: let it show what it would remove
         req.extravars[CONFIRMED_VAR] = True
