@@ -84,10 +84,10 @@ unit: deps  ## fast tests: no hosts, no Docker
 	$(BIN)/pytest tests/unit -q
 
 molecule: image  ## every molecule scenario, MOLECULE_JOBS at a time (SCENARIOS="a b" for some)
-	@$(PY) -m agentfactory_cli.agentimage >/dev/null
+	@$(PY) -m agentfactory_cli.lab.agentimage >/dev/null
 	@mkdir -p .agentfactory/logs
 	@printf '%s\n' $(SCENARIOS) | xargs -P $(MOLECULE_JOBS) -I{} sh -c '\
-	  $(PY) -m agentfactory_cli.aptcache molecule/{}/molecule.yml; start=$$(date +%s); \
+	  $(PY) -m agentfactory_cli.lab.aptcache molecule/{}/molecule.yml; start=$$(date +%s); \
 	  if molecule test -s {} > .agentfactory/logs/molecule-{}.log 2>&1; then \
 	    echo "=== molecule {}: passed in $$(( $$(date +%s) - start ))s"; \
 	  else \

@@ -18,18 +18,13 @@ from agentfactory_cli import __version__, config, errors, jsondoc
 from agentfactory_cli import inventory as inv
 from agentfactory_cli.lab import PUBLISHED_PORTS, Lab, lab_of_inventory
 from agentfactory_cli.runner import PlaybookRequest
-from agentfactory_cli.verbs import VERBS, Verb, _image_push
+from agentfactory_cli.verbs import IMAGE_PUSH, VERBS, Verb, int_at_least
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 # --wait without a value: how long a run queues behind another on the same fleet, in seconds.
 WAIT_DEFAULT = 1800
-
-# The verbs whose --agent names exactly one agent.
-ONE_AGENT_VERBS = ("scale", "update")
-# The verbs that write agent secrets to hosts: their vault values must decrypt before the run.
-SECRET_VERBS = ("deploy", "scale", "update", "site", "rotate")
 
 CONFIG_HELP = """\
 Each setting comes from, in this order: its flag, its environment variable AGENTFACTORY_<NAME>,
@@ -59,32 +54,8 @@ exit codes: the command's own, the highest of all replicas when there are severa
 """
 
 
-def _int_at_least(minimum: int):
-    """An argparse type: a whole number >= minimum."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_count = _int_at_least(0)
-
-
-def _batch(text: str) -> int | str:
-    """A batch size: a whole number >= 1, or a percentage 1%-100% (as Ansible's `serial`)."""
-    if text.endswith("%") and text[:-1].isdigit() and 1 <= int(text[:-1]) <= 100:
-        return text
-    if text.isdigit() and int(text) >= 1:
-        return int(text)
-    raise argparse.ArgumentTypeError(f"expected a number >= 1 or a percentage like 25%, got {text!r}")
+_positive_int = int_at_least(1)
+_count = int_at_least(0)
 
 
 def _inventory_options(g, forks: bool = True) -> None:
@@ -204,32 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("service", choices=[s for s in PUBLISHED_PORTS if s != "ssh"])
 
     common = _playbook_options()
-    # Read-only verbs: nothing to dry-run or diff (check still validates secrets with --strict).
-    parents = {"check": _playbook_options(changes=False), "status": _playbook_options(changes=False, strict=False)}
     for name, verb in VERBS.items():
-        sp = verbs.add_parser(name, parents=[parents.get(name, common)], help=verb.help,
+        # Read-only verbs: nothing to dry-run or diff (check still validates secrets with --strict).
+        options = common if verb.changes and verb.strict else _playbook_options(verb.changes, verb.strict)
+        sp = verbs.add_parser(name, parents=[options], help=verb.help,
                               description=f"{verb.help} (playbooks/{verb.playbook}).",
                               epilog=errors.EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-        if verb.agents and name in ONE_AGENT_VERBS:
-            sp.add_argument("-a", "--agent", action="append", metavar="NAME", help="the agent (exactly one)")
-        elif verb.agents:
+        if verb.agents:
             sp.add_argument("-a", "--agent", action="append", metavar="NAME",
-                            help="only this agent (repeatable; default: every agent in the catalog)")
-        if name == "scale":
-            sp.add_argument("--replicas", type=_count, metavar="N", help="replicas per host (0 or more)")
-        if name == "update":
-            sp.add_argument("--image", metavar="TAG", help="new image tag (or a whole reference) for this run")
-            sp.add_argument("--batch", type=_batch, metavar="N|N%",
-                            help="hosts per batch (default: the agent's update.batch)")
-        if name == "destroy":
-            sp.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-        if name in ("deploy", "site"):
-            sp.add_argument("-y", "--yes", "--prune", dest="yes", action="store_true",
-                            help="remove agents running on a host but no longer placed there by the catalog, "
-                                 "without asking (default: list them and ask; refused without a terminal)")
-        if name == "rotate":
-            sp.add_argument("--retire", action="store_true",
-                            help="only drop the API keys the last rotation replaced (the gateway stops admitting them)")
+                            help="the agent (exactly one)" if verb.one_agent
+                            else "only this agent (repeatable; default: every agent in the catalog)")
+        if verb.arguments:
+            verb.arguments(sp)
 
     image = verbs.add_parser("image", help="the reference agent's image: build it, push it to the registry",
                              description="Build the reference agent image locally (no registry needed) "
@@ -290,31 +247,26 @@ def _remote_parsers(verbs) -> None:
         _prompt_options(g)
 
 
+def _verb_of(args: argparse.Namespace) -> Verb:
+    return IMAGE_PUSH if args.verb == "image" else VERBS[args.verb]
+
+
 def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
     """Turn parsed options into a run request, checking every input before anything runs."""
-    verb: Verb = _image_push_verb() if args.verb == "image" else VERBS[args.verb]
+    verb = _verb_of(args)
     config.apply(args)
     inventories = inv.resolve(args.inventory, lab_name=args.lab, log=log)
     vault = vault_options(args, inventories)
     loaded = inv.load(inventories, limit=args.limit, vault_ids=vault.ids_for_load,
                       vault_passwords=vault.prompted, strict=getattr(args, "strict", False),
-                      need_secrets=args.verb in SECRET_VERBS)
+                      need_secrets=verb.secrets)
     unknown = sorted(set(getattr(args, "agent", None) or []) - set(loaded.agent_names))
     if unknown:
         known = ", ".join(loaded.agent_names) or "none"
         raise errors.InvalidInput(f"unknown agent(s): {', '.join(unknown)} (the catalog has: {known})")
-    if args.verb == "status" and not loaded.agent_names:
-        # Not "healthy": there is nothing to be healthy, which is known before any host is contacted.
-        raise errors.InvalidInput("no agents in the catalog: nothing to report "
-                                  "(agentfactory_agents is empty or not set)")
     extravars = verb.extravars(args, loaded) if verb.extravars else {}
-    targets = []
-    if args.verb == "update":
-        from agentfactory_cli.model import placement
-
-        targets, _ = placement.resolve_hosts(loaded.agents[args.agent[0]]["hosts"], loaded.groups)
-        if args.limit:
-            targets = [h for h in targets if h in loaded.limited]
+    targets = verb.targets(args, loaded) if verb.targets else []
+    desired = verb.desired(args, loaded) if verb.desired else {}
     passwords = dict(vault.answers)
     if args.ask_become_pass:
         passwords[BECOME_PROMPT] = ask_password("BECOME password: ")
@@ -330,7 +282,7 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
         vault_password_file=vault.password_file,
         extravars=extravars,
         targets=targets,
-        desired=_desired_replicas(loaded, args.agent) if args.verb == "status" else {},
+        desired=desired,
         agents=list(loaded.agent_names),
         hosts=list(loaded.limited),
         fleet=list(loaded.groups.get("all") or loaded.limited),
@@ -349,6 +301,7 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
         ssh_common_args=args.ssh_common_args,
         ansible_args=list(getattr(args, "ansible_args", None) or []),
         passwords=passwords,
+        extract=dict(verb.extract),
     )
 
 
@@ -434,45 +387,14 @@ def lab_vault_password_file(inventories: list[Path]) -> Path | None:
     return password_file.resolve() if password_file.is_file() else None
 
 
-def _desired_replicas(loaded: inv.Inventory, only: list[str] | None) -> dict[str, dict[str, int]]:
-    """host -> agent -> replicas, as the catalog places the agents (all, or `only`) on the hosts of the run."""
-    from agentfactory_cli.model import placement
-
-    desired: dict[str, dict[str, int]] = {}
-    for name, agent in loaded.agents.items():
-        if only and name not in only:
-            continue
-        hosts, _ = placement.resolve_hosts(agent["hosts"], loaded.groups)
-        for host in hosts:
-            if host in loaded.limited and agent["replicas"]:
-                desired.setdefault(host, {})[name] = int(agent["replicas"])
-    return desired
-
-
-def _image_push_verb() -> Verb:
-    return Verb("image.yml", "push the reference agent image", _image_push)
-
-
-def _confirm_destroy(args: argparse.Namespace, req: PlaybookRequest) -> None:
-    if args.yes or args.check:
-        return
-    what = ", ".join(args.agent) if args.agent else "EVERY agent in the catalog"
-    where = f" on {args.limit}" if args.limit else ""
-    if not sys.stdin.isatty():
-        raise errors.InvalidInput(f"destroy would remove {what}{where}: pass --yes to confirm (no terminal to ask)")
-    answer = input(f"Remove {what}{where}: containers, units, config and secrets? Type 'yes' to go on: ")
-    if answer.strip().lower() != "yes":
-        raise errors.AgentFactoryError("destroy cancelled; nothing was changed")
-
-
 def _run_playbook_verb(args: argparse.Namespace) -> int:
-    from agentfactory_cli.display import RunDisplay
+    from agentfactory_cli import lock
     from agentfactory_cli.runner import run_playbook
 
+    verb = _verb_of(args)
     req = playbook_request(args, log=_log)
-    if args.verb == "destroy":
-        _confirm_destroy(args, req)
-    from agentfactory_cli import lock, prune
+    if verb.ask:
+        verb.ask(args, req)
 
     # The fleet's lock from the listing of what a deploy would remove to the end of the deploy
     # (run_playbook takes it again, counted): no other run changes the fleet in between.
@@ -481,25 +403,11 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
         held = lock.acquire_fleet(req.fleet or req.hosts, lock.holder_info(req.verb, Path("(not yet created)")),
                                   wait=req.wait, log=_log)
     try:
-        prune.confirm(args, req, _err)
-        prepare = VERBS[args.verb].prepare if args.verb in VERBS else None
-        if prepare:
-            prepare(args, req.inventories, req.check)
-        display = RunDisplay(json_mode=args.json, verbosity=args.verbose, show_diff=req.diff)
-        if args.verb == "status":
-            from agentfactory_cli.status import StatusDisplay
-
-            display = StatusDisplay(desired=req.desired, json_mode=args.json, verbosity=args.verbose)
-        elif args.verb == "check":
-            from agentfactory_cli.status import CheckDisplay
-
-            display = CheckDisplay(json_mode=args.json, verbosity=args.verbose, agents=req.agents)
-        elif args.verb == "update":
-            from agentfactory_cli.status import UpdateDisplay
-
-            agent = req.extravars["agentfactory_update_agent"]
-            display = UpdateDisplay(agent=agent, placed=req.targets, json_mode=args.json,
-                                    verbosity=args.verbose, show_diff=req.diff)
+        if verb.confirm:
+            verb.confirm(args, req, _err)
+        if verb.prepare:
+            verb.prepare(args, req.inventories, req.check)
+        display = verb.display_for(args, req)
         try:
             result = run_playbook(req, display)
         finally:
@@ -519,7 +427,7 @@ def _log(message: str) -> None:
 
 def _image(args: argparse.Namespace) -> int:
     if args.image_verb == "build":
-        from agentfactory_cli.agentimage import ensure_agent_archive
+        from agentfactory_cli.lab.agentimage import ensure_agent_archive
 
         ref, archive = ensure_agent_archive(log=_log)
         print(f"{ref}\t{archive}")
@@ -531,7 +439,7 @@ def _lab(args: argparse.Namespace) -> int:
     lab = Lab(args.name or config.resolve({})[0]["lab"].value)
     log = _log
     if args.lab_verb == "image":
-        from agentfactory_cli import engine, hostimage
+        from agentfactory_cli.lab import engine, hostimage
 
         engine.ensure_engine(log=log)
         if not hostimage.ensure_image(log=log):
@@ -556,7 +464,7 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def _print_lab(lab: Lab, json_mode: bool) -> None:
-    from agentfactory_cli.engine import engine_running
+    from agentfactory_cli.lab.engine import engine_running
 
     hosts = lab.hosts() if engine_running() else []
     services = {h.name: lab.services(h) for h in hosts}

@@ -1,5 +1,8 @@
 """What the operator sees while a playbook runs and after: live progress, failures, the recap.
 
+Displays only draw: lines streamed from the events as they come, the live table from the run's
+progress (runner.RunEvents), and everything after the run from its RunResult.
+
 Progress and messages go to stderr; the recap (or, with --json, the one JSON document of
 agentfactory_cli/jsondoc.py) to stdout, so `agentfactory bootstrap --json | jq` always gets
 clean input.
@@ -15,7 +18,6 @@ import contextlib
 import re
 import sys
 import time
-from collections import defaultdict
 from typing import Any
 
 from rich.console import Console, Group
@@ -24,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentfactory_cli import errors, jsondoc
-from agentfactory_cli.runner import _STATS_KEYS, RECAP_KEYS, RunResult
+from agentfactory_cli.runner import RECAP_KEYS, RunEvents, RunResult, failure_of, outcome
 
 # C0 and C1 controls, DEL, and the bidi controls that reorder what a terminal shows ("\n" and
 # "\t" stay: multi-line messages are fine).
@@ -47,29 +49,6 @@ def plain(value: Any, style: str = "") -> Text:
     return Text(clean(value), style=style)
 
 
-_COUNTED = {
-    "runner_on_ok": "ok",
-    "runner_on_failed": "failed",
-    "runner_on_unreachable": "unreachable",
-    "runner_on_skipped": "skipped",
-}
-
-
-def failure_message(res: dict[str, Any], limit: int = 600) -> str:
-    """The useful part of a failed task's result, in one short paragraph."""
-    parts = []
-    if res.get("msg"):
-        parts.append(str(res["msg"]))
-    for item in res.get("results") or []:
-        if isinstance(item, dict) and item.get("failed") and item.get("msg"):
-            parts.append(f"[{item.get('item', '?')}] {item['msg']}")
-    stderr = (res.get("stderr") or res.get("module_stderr") or "").strip()
-    if stderr:
-        parts.append(stderr)
-    text = " | ".join(dict.fromkeys(p.strip() for p in parts if p.strip())) or "no message"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def verdict_of(result: RunResult) -> str:
     """The result in words, naming what went wrong (a host unreachable is not a task failed)."""
     unreachable = sum(1 for h in result.hosts.values() if h.get("unreachable"))
@@ -86,7 +65,7 @@ def verdict_of(result: RunResult) -> str:
 
 
 class RunDisplay:
-    """Consumes ansible-runner events; renders progress and keeps the per-host counts."""
+    """Renders a run: its progress and failures as they come, then its result."""
 
     def __init__(self, json_mode: bool = False, verbosity: int = 0, show_diff: bool = False,
                  err: Console | None = None, out: Console | None = None):
@@ -96,20 +75,17 @@ class RunDisplay:
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True)
         # Logs and pipes get wide tables instead of rich's 80-column default.
         self.out = out or Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-        self.counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(RECAP_KEYS, 0))
-        self.stats: dict[str, dict[str, int]] | None = None
-        self.in_flight: dict[str, str] = {}
-        self.failures: list[dict[str, str]] = []
-        self.play = ""
-        self.task = ""
+        self.progress = RunEvents()  # the run's, from start() on
         self.started = time.monotonic()
         self._live: Live | None = None
         self._display_broken = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def start(self, req) -> None:
+    def start(self, req, progress: RunEvents | None = None) -> None:
         self.started = time.monotonic()
+        if progress is not None:
+            self.progress = progress
         mode = " (check mode)" if req.check else ""
         where = f"playbooks/{req.playbook}{mode} on {', '.join(str(p) for p in req.inventories)}"
         self.say(Text.assemble((req.verb, "bold"), ": ", plain(where + (f" --limit {req.limit}" if req.limit else ""))))
@@ -138,71 +114,40 @@ class RunDisplay:
     # --- events ----------------------------------------------------------------------------
 
     def event(self, ev: dict[str, Any]) -> bool:
+        """One event, as the runner has folded it into the progress: the lines it streams."""
         name = ev.get("event", "")
         data = ev.get("event_data", {})
-        host = data.get("host")
         if self.verbosity and ev.get("stdout"):
             self.say(plain(ev["stdout"]))
-        if name == "playbook_on_play_start":
-            self.play = data.get("play", "")
-            if not self._live and not self.verbosity:
-                self.say(Text.assemble(("PLAY", "cyan"), " ", plain(self.play)))
-        elif name == "playbook_on_task_start":
-            self.task = data.get("task", "")
-        elif name == "runner_on_start" and host:
-            self.in_flight[host] = data.get("task", "")
-            self.counts[host]
-        elif name in _COUNTED and host:
-            self.in_flight.pop(host, None)
-            self._count(name, host, data)
-            if self.show_diff and not self.verbosity and (data.get("res") or {}).get("diff") and ev.get("stdout"):
-                self.say(plain(ev["stdout"]))  # ansible's own rendering of the diff
-        elif name == "playbook_on_stats":
-            self.stats = {key: {} for key in RECAP_KEYS}
-            for ours, theirs in _STATS_KEYS.items():
-                self.stats[ours] = dict(data.get(theirs) or {})
+        if name == "playbook_on_play_start" and not self._live and not self.verbosity:
+            self.say(Text.assemble(("PLAY", "cyan"), " ", plain(data.get("play", ""))))
+        if failure := failure_of(ev):
+            style = "red" if failure["kind"] == "failed" else "magenta"
+            text = f"{failure['host']} | {failure['task']}: {failure['message']}"
+            self.say(Text.assemble((failure["kind"].upper(), style), " ", plain(text)))
+        if self.show_diff and not self.verbosity and outcome(ev) and (data.get("res") or {}).get("diff") \
+                and ev.get("stdout"):
+            self.say(plain(ev["stdout"]))  # ansible's own rendering of the diff
         if self._live:
-            # The counts above are what matters; the next event redraws.
+            # The progress is what matters; the next event redraws.
             with contextlib.suppress(Exception):
                 self._live.update(self._render())
         return True  # keep the event in the run's artifacts
-
-    def _count(self, name: str, host: str, data: dict[str, Any]) -> None:
-        res = data.get("res") or {}
-        key = _COUNTED[name]
-        if key == "failed" and data.get("ignore_errors"):
-            key = "ok"
-        self.counts[host][key] += 1
-        if key == "ok" and res.get("changed"):
-            self.counts[host]["changed"] += 1
-        if key in ("failed", "unreachable"):
-            failure = {"host": host, "task": data.get("task", ""), "kind": key,
-                       "message": failure_message(res)}
-            self.failures.append(failure)
-            style = "red" if key == "failed" else "magenta"
-            text = f"{host} | {failure['task']}: {failure['message']}"
-            self.say(Text.assemble((key.upper(), style), " ", plain(text)))
-
-    def recap_counts(self) -> dict[str, dict[str, int]]:
-        """Per-host recap: from ansible's own stats when the run got that far, else our counts."""
-        hosts = sorted(set(self.counts) | set().union(*(self.stats or {}).values()))
-        if self.stats is None:
-            return {h: dict(self.counts[h]) for h in hosts}
-        return {h: {k: int(self.stats[k].get(h, 0)) for k in RECAP_KEYS} for h in hosts}
 
     # --- rendering -------------------------------------------------------------------------
 
     def _render(self):
         elapsed = time.monotonic() - self.started
-        head = Text.assemble(("PLAY ", "cyan"), plain(self.play or "starting"), (f"  {elapsed:5.0f}s", "dim"))
+        progress = self.progress
+        head = Text.assemble(("PLAY ", "cyan"), plain(progress.play or "starting"), (f"  {elapsed:5.0f}s", "dim"))
         table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
         for col in ("host", "task in flight", "ok", "changed", "failed"):
             table.add_column(col, justify="right" if col in ("ok", "changed", "failed") else "left")
-        for host in sorted(self.counts):
-            c = self.counts[host]
+        for host in sorted(progress.counts):
+            c = progress.counts[host]
             bad = c["failed"] or c["unreachable"]
             table.add_row(plain(host, "red" if bad else ""),
-                          plain(self.in_flight[host]) if host in self.in_flight else Text("-", style="dim"),
+                          plain(progress.in_flight[host]) if host in progress.in_flight else Text("-", style="dim"),
                           str(c["ok"]), str(c["changed"]), str(c["failed"] + c["unreachable"]))
         return Group(head, table)
 

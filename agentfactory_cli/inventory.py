@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentfactory_cli import preflight
+from agentfactory_cli import ansiblecore, preflight
 from agentfactory_cli.errors import InvalidInput
 from agentfactory_cli.lab import DEFAULT_LAB, Lab
 
@@ -61,7 +60,6 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
     vault password, every secret must decrypt with it.
     """
     # Imported late: ansible's import is slow, and `--help` should not pay for it.
-    from ansible import constants as C
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
@@ -69,18 +67,17 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
     from agentfactory_cli import yamlcheck
 
     # An unparsable source must be an error, as in our runs (ANSIBLE_INVENTORY_UNPARSED_FAILED).
-    C.INVENTORY_UNPARSED_IS_FAILED = True
-    C.INVENTORY_ANY_UNPARSED_IS_FAILED = True
+    ansiblecore.fail_on_unparsed_inventory()
     loader = DataLoader()
     if vault_ids or vault_passwords:
         _set_vault_secrets(loader, vault_ids or [], vault_passwords or {})
     # Our own reading first: Ansible's loader keeps the last of two duplicate keys, and an alias
     # bomb or a value nested hundreds deep would hang it or end in a traceback.
     files = yamlcheck.inventory_files(paths)
-    yamlcheck.check_files(files, decrypt=lambda text: _decrypt(loader, text))
+    yamlcheck.check_files(files, decrypt=lambda text: ansiblecore.decrypt(loader, text))
     warnings: list[tuple[str, BaseException | None]] = []
     try:
-        with _collect_warnings(warnings):
+        with ansiblecore.collect_warnings(warnings):
             manager = InventoryManager(loader=loader, sources=[str(p) for p in paths])
     except AnsibleError as exc:
         raise InvalidInput(_parse_error(paths, warnings, exc)) from None
@@ -90,7 +87,7 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
     matched = hosts
     if limit:
         try:
-            with _collect_warnings([]):
+            with ansiblecore.collect_warnings([]):
                 manager.subset(limit)
                 matched = manager.get_hosts("all")
         except (AnsibleError, re.error, ValueError, IndexError) as exc:
@@ -108,32 +105,14 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
                      connections=_connections(loader, manager) if connections else {})
 
 
-def _decrypt(loader, text: str) -> str | None:
-    """A whole-file vault's text with the loader's vault secrets; None when they do not open it."""
-    from ansible.errors import AnsibleError
-
-    try:
-        return loader._vault.decrypt(text).decode(errors="replace")
-    except (AnsibleError, AttributeError, ValueError):
-        return None
-
-
 def _set_vault_secrets(loader, vault_ids: list[str], vault_passwords: dict[str, str]) -> None:
-    from ansible.cli import CLI
     from ansible.errors import AnsibleError
-    from ansible.parsing.vault import VaultSecret, VaultSecretsContext
 
     try:
-        secrets = CLI.setup_vault_secrets(loader, vault_ids=list(vault_ids), auto_prompt=False,
-                                           initialize_context=False)
+        secrets = ansiblecore.vault_secrets(loader, vault_ids, vault_passwords)
     except AnsibleError as exc:
         raise InvalidInput(f"vault password: {str(exc).strip().splitlines()[0]}") from None
-    secrets += [(label, VaultSecret(password.encode())) for label, password in vault_passwords.items()]
-    loader.set_vault_secrets(secrets)
-    # The process-wide context (inline !vault values) can be set once only: a second load in
-    # the same process (the tests) keeps the first.
-    if VaultSecretsContext.current(optional=True) is None:
-        VaultSecretsContext.initialize(VaultSecretsContext(secrets))
+    ansiblecore.use_vault_secrets(loader, secrets)
 
 
 # The variables that say how to reach a host over SSH (as Ansible's ssh connection reads them).
@@ -172,14 +151,12 @@ def _check_catalog(loader, manager, groups: dict[str, list[str]], strict: bool, 
     """
     from ansible.errors import AnsibleError
     from ansible.template import Templar
-    from ansible.vars.hostvars import HostVars
     from ansible.vars.manager import VariableManager
 
     from agentfactory_cli.model import catalog as model
 
     variables = VariableManager(loader=loader, inventory=manager)
-    # What a play has and get_vars alone does not: templates may read other hosts' variables.
-    variables._hostvars = HostVars(inventory=manager, variable_manager=variables, loader=loader)
+    ansiblecore.with_hostvars(variables, manager, loader)
     problems: dict[str, None] = {}  # ordered set: the same catalog seen by many hosts
     views: dict[str, tuple] = {}  # host -> (its variables, its templar)
     reserved: dict[str, dict[int, str]] = {}
@@ -290,26 +267,6 @@ def _rendered_problems(views: dict[str, tuple], groups: dict[str, list[str]], re
     return [f"{problem} (rendered for host {host})" for problem, host in found.items()]
 
 
-@contextmanager
-def _collect_warnings(sink: list[tuple[str, BaseException | None]]):
-    """Keep Ansible's parse warnings (one per inventory plugin tried) out of the terminal."""
-    from ansible.utils.display import Display
-
-    saved = Display.warning, Display.error_as_warning
-
-    def warning(self, msg, *args, **kwargs):
-        sink.append((str(msg), None))
-
-    def error_as_warning(self, msg, exception, *args, **kwargs):
-        sink.append((str(msg), exception))
-
-    Display.warning, Display.error_as_warning = warning, error_as_warning
-    try:
-        yield
-    finally:
-        Display.warning, Display.error_as_warning = saved
-
-
 def _parse_error(paths: list[Path], warnings: list[tuple[str, BaseException | None]], exc: Exception) -> str:
     """One line naming the file, the reason and, where Ansible knows it, the line."""
     where = ", ".join(map(str, paths))
@@ -318,8 +275,6 @@ def _parse_error(paths: list[Path], warnings: list[tuple[str, BaseException | No
     for _msg, cause in sorted(warnings, key=lambda w: wanted not in w[0]):
         if cause is not None:
             reason = str(cause).strip().splitlines()[0]
-            origin = getattr(cause, "obj", None)
-            origin = getattr(origin, "_ansible_origin", None) or getattr(cause, "_origin", None)
-            line = f" (line {origin.line_num})" if getattr(origin, "line_num", None) else ""
+            line = f" (line {number})" if (number := ansiblecore.error_line(cause)) else ""
             return f"inventory {where} cannot be parsed: {reason}{line}"
     return f"inventory {where} cannot be parsed: {str(exc).strip().splitlines()[0]}"

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from agentfactory_cli import ansiblecore
 from agentfactory_cli.paths import project_root
 
 # The ports the roles listen on: (inventory group or None for every host, service, variable, role
@@ -130,15 +131,11 @@ def connection_problems(host: str, hostvars: Mapping[str, Any], templar, variabl
 
 def origin_of(value: Any) -> str:
     """ (FILE:LINE) where Ansible's loader read this value, when it knows."""
-    try:
-        from ansible._internal._datatag._tags import Origin
-
-        origin = Origin.get_tag(value)
-    except Exception:  # an internal API: no origin is no reason to fail
-        origin = None
-    if origin is None or not origin.path:
+    found = ansiblecore.origin(value)
+    if found is None:
         return ""
-    return f" ({origin.path}:{origin.line_num})" if origin.line_num else f" ({origin.path})"
+    path, line = found
+    return f" ({path}:{line})" if line else f" ({path})"
 
 
 def render_agent(agent: Mapping[str, Any], templar, *, secrets: bool) -> tuple[dict[str, Any], list[tuple[str, str]]]:

@@ -20,30 +20,28 @@ from agentfactory_cli.display import RunDisplay, plain
 from agentfactory_cli.runner import PlaybookRequest
 
 CONFIRMED_VAR = "agentfactory_prune_confirmed"
-# The verbs whose run prunes (a deploy of every agent; `--agent` deploys prune nothing).
-PRUNE_VERBS = ("deploy", "site")
 # The agent role's task that records the list (roles/agent/tasks/prune.yml).
 LIST_TASK = "List what a deploy would remove"
 PENDING_FACT = "__agent_prune_pending"
+PENDING = "prune_pending"  # the extract of the listing run: host -> the agents it would remove
+
+
+def pending_of(data: dict[str, Any]) -> list[str] | None:
+    """The agents the prune step lists on a host (the extract of the listing run)."""
+    if data.get("task") != LIST_TASK:
+        return None
+    agents = ((data.get("res") or {}).get("ansible_facts") or {}).get(PENDING_FACT) or []
+    return [str(a) for a in agents] or None
 
 
 class _Listing(RunDisplay):
-    """A quiet run display that keeps what the prune step lists on each host."""
+    """A quiet run display: no progress table for the listing."""
 
     def __init__(self) -> None:
         super().__init__(json_mode=True)
-        self.pending: dict[str, list[str]] = {}
 
-    def start(self, req) -> None:  # no progress table for the listing
+    def start(self, req, progress=None) -> None:
         pass
-
-    def event(self, ev: dict[str, Any]) -> bool:
-        data = ev.get("event_data") or {}
-        if ev.get("event") == "runner_on_ok" and data.get("task") == LIST_TASK:
-            agents = ((data.get("res") or {}).get("ansible_facts") or {}).get(PENDING_FACT) or []
-            if agents:
-                self.pending[str(data.get("host"))] = [str(a) for a in agents]
-        return super().event(ev)
 
 
 def pending_removals(req: PlaybookRequest) -> dict[str, list[str]] | None:
@@ -53,7 +51,7 @@ def pending_removals(req: PlaybookRequest) -> dict[str, list[str]] | None:
     listing = dataclasses.replace(
         req, verb=f"{req.verb}-listing", playbook="agents.yml", check=True, diff=False, verbosity=0,
         extravars={"agentfactory_action": "prune", "agentfactory_only_agents": []}, tags=[], skip_tags=[],
-        start_at_task=None)
+        start_at_task=None, extract={PENDING: pending_of})
     display = _Listing()
     try:
         result = run_playbook(listing, display)
@@ -61,12 +59,13 @@ def pending_removals(req: PlaybookRequest) -> dict[str, list[str]] | None:
         display.stop()
     if result.exit_code == errors.EXIT_INTERRUPTED:
         raise KeyboardInterrupt  # Ctrl-C during the listing: nothing more runs
-    return display.pending if result.exit_code == 0 else None
+    return result.extracts.get(PENDING, {}) if result.exit_code == 0 else None
 
 
 def confirm(args: argparse.Namespace, req: PlaybookRequest, err) -> None:
-    """Set agentfactory_prune_confirmed on `req` when removals are confirmed; raise when refused."""
-    if args.verb not in PRUNE_VERBS or getattr(args, "agent", None):
+    """Set agentfactory_prune_confirmed on `req` when removals are confirmed; raise when refused.
+    The confirmation of the verbs whose run prunes (deploy, site: verbs.py); `--agent` prunes nothing."""
+    if getattr(args, "agent", None):
         return
     if args.yes or args.check:  # a dry run changes nothing: let it show what it would remove
         req.extravars[CONFIRMED_VAR] = True

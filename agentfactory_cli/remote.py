@@ -322,7 +322,8 @@ class Session:
 def _connections(args: argparse.Namespace, inventory: Inventory, hosts: set[str],
                  become_password: str | None) -> dict[str, Connection]:
     import paramiko
-    from ansible import constants as C
+
+    from agentfactory_cli import ansiblecore
 
     ssh_config = None
     path = Path("~/.ssh/config").expanduser()
@@ -330,7 +331,7 @@ def _connections(args: argparse.Namespace, inventory: Inventory, hosts: set[str]
         ssh_config = paramiko.SSHConfig.from_path(str(path))
     return {host: connection(host, variables, user=args.user, private_key=args.private_key,
                              ssh_args=args.ssh_common_args, become_password=become_password,
-                             ssh_config=ssh_config, host_key_checking=bool(C.HOST_KEY_CHECKING))
+                             ssh_config=ssh_config, host_key_checking=ansiblecore.host_key_checking())
             for host, variables in inventory.connections.items() if host in hosts}
 
 

@@ -1,11 +1,13 @@
-"""One playbook run through ansible-runner's Python API: kwargs in, a RunResult out."""
+"""One playbook run through ansible-runner's Python API: kwargs in, a RunResult out.
+
+Every event of the run is folded into the result here (RunEvents): the per-host counts, the
+failures, and what the verb reads from its modules (extracts). The display draws; it keeps nothing.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import functools
 import json
 import os
 import re
@@ -14,12 +16,14 @@ import signal
 import sys
 import threading
 import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentfactory_cli import errors, lock
+from agentfactory_cli import ansiblecore, errors, lock
 from agentfactory_cli.paths import collections_root, project_root, state_dir
 
 # Names the file that stops a run between tasks (plugins/strategy/stoppable.py reads it).
@@ -35,6 +39,17 @@ RECAP_KEYS = ("ok", "changed", "failed", "unreachable", "skipped")
 # playbook_on_stats names them differently.
 _STATS_KEYS = {"ok": "ok", "changed": "changed", "failed": "failures", "unreachable": "dark",
                "skipped": "skipped"}
+# The events that end a task on a host, and what each counts as.
+_COUNTED = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_skipped": "skipped",
+}
+
+# What a verb reads from its run besides the counts: given the event_data of a task that ended
+# ok on a host, what to keep for that host (the last one kept wins), or None.
+Extractor = Callable[[dict[str, Any]], Any]
 
 
 @dataclass
@@ -81,6 +96,8 @@ class PlaybookRequest:
     # Prompt regex -> answer, for ansible-runner's pexpect (-K, --ask-vault-pass, --vault-id L@prompt).
     # Never on a command line, in the environment or an artifact; never shown.
     passwords: dict[str, str] = field(default_factory=dict, repr=False)
+    # What the verb reads from the run's events: RunResult.extracts[name][host].
+    extract: dict[str, Extractor] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -93,6 +110,8 @@ class RunResult:
     canceled: bool = False
     error: str = ""  # Ansible's own error when it stopped before any host failed (bad playbook...)
     verb: str = ""  # the request's
+    # name -> host -> what the request's extractor of that name kept (PlaybookRequest.extract).
+    extracts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -110,6 +129,91 @@ class RunResult:
         if self.ansible_rc in (4, 5):  # ansible-playbook: parser error, bad options
             return errors.EXIT_INVALID_INPUT
         return errors.EXIT_ERROR
+
+
+def failure_message(res: dict[str, Any], limit: int = 600) -> str:
+    """The useful part of a failed task's result, in one short paragraph."""
+    parts = []
+    if res.get("msg"):
+        parts.append(str(res["msg"]))
+    for item in res.get("results") or []:
+        if isinstance(item, dict) and item.get("failed") and item.get("msg"):
+            parts.append(f"[{item.get('item', '?')}] {item['msg']}")
+    stderr = (res.get("stderr") or res.get("module_stderr") or "").strip()
+    if stderr:
+        parts.append(stderr)
+    text = " | ".join(dict.fromkeys(p.strip() for p in parts if p.strip())) or "no message"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def outcome(ev: dict[str, Any]) -> str | None:
+    """What an event that ends a task on a host counts as (an ignored failure is ok), else None."""
+    data = ev.get("event_data") or {}
+    key = _COUNTED.get(ev.get("event", ""))
+    if key is None or not data.get("host"):
+        return None
+    return "ok" if key == "failed" and data.get("ignore_errors") else key
+
+
+def failure_of(ev: dict[str, Any]) -> dict[str, str] | None:
+    """{host, task, kind, message} of an event where a task failed or a host was unreachable."""
+    key = outcome(ev)
+    if key not in ("failed", "unreachable"):
+        return None
+    data = ev["event_data"]
+    return {"host": data["host"], "task": data.get("task", ""), "kind": key,
+            "message": failure_message(data.get("res") or {})}
+
+
+class RunEvents:
+    """ansible-runner's events, folded one at a time into what the run's RunResult holds; while
+    the run goes on, its progress so far (the display's live table draws from it)."""
+
+    def __init__(self, extract: Mapping[str, Extractor] | None = None) -> None:
+        self.extract = dict(extract or {})
+        self.counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(RECAP_KEYS, 0))
+        self.stats: dict[str, dict[str, int]] | None = None
+        self.failures: list[dict[str, str]] = []
+        self.extracts: dict[str, dict[str, Any]] = {name: {} for name in self.extract}
+        self.in_flight: dict[str, str] = {}  # host -> the task it runs now
+        self.play = ""
+
+    def add(self, ev: dict[str, Any]) -> None:
+        name = ev.get("event", "")
+        data = ev.get("event_data") or {}
+        host = data.get("host")
+        if name == "playbook_on_play_start":
+            self.play = data.get("play", "")
+        elif name == "runner_on_start" and host:
+            self.in_flight[host] = data.get("task", "")
+            self.counts[host]  # a row from its first task on
+        elif key := outcome(ev):
+            self.in_flight.pop(host, None)
+            self.counts[host][key] += 1
+            if key == "ok" and (data.get("res") or {}).get("changed"):
+                self.counts[host]["changed"] += 1
+            if failure := failure_of(ev):
+                self.failures.append(failure)
+            if name == "runner_on_ok":
+                for extract, of in self.extract.items():
+                    if (value := of(data)) is not None:
+                        self.extracts[extract][host] = value
+        elif name == "playbook_on_stats":
+            self.stats = {key: {} for key in RECAP_KEYS}
+            for ours, theirs in _STATS_KEYS.items():
+                self.stats[ours] = dict(data.get(theirs) or {})
+
+    def recap_counts(self) -> dict[str, dict[str, int]]:
+        """Per-host recap: from ansible's own stats when the run got that far, else our counts."""
+        hosts = sorted(set(self.counts) | set().union(*(self.stats or {}).values()))
+        if self.stats is None:
+            return {h: dict(self.counts[h]) for h in hosts}
+        return {h: {k: int(self.stats[k].get(h, 0)) for k in RECAP_KEYS} for h in hosts}
+
+    def result(self, status: str, ansible_rc: int | None, artifacts: Path, **kwargs: Any) -> RunResult:
+        return RunResult(status=status, ansible_rc=ansible_rc, hosts=self.recap_counts(), artifacts=artifacts,
+                         failures=list(self.failures), extracts={k: dict(v) for k, v in self.extracts.items()},
+                         **kwargs)
 
 
 # Controller variables the `command` artifact may keep besides the ones the CLI sets itself.
@@ -251,44 +355,6 @@ class _Cancel:
         return self.requested.is_set()
 
 
-# ansible-playbook's pid, in the thread that started it (see _install_spawn_hook).
-_spawned = threading.local()
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int, prctl) -> None:
-    """In the child, before exec: SIGTERM when the thread that started it ends, which includes
-    the CLI being killed (SIGKILL too). ansible-playbook's own SIGTERM handler then stops its
-    workers' process groups, so nothing is left behind."""
-    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl
-        os._exit(1)
-
-
-def _install_spawn_hook() -> None:
-    """Make ansible-runner's pexpect.spawn start ansible-playbook with _die_with_parent.
-
-    ansible-runner has no option for this (it calls pexpect.spawn without preexec_fn), and its
-    child ignores SIGHUP, so without this a killed CLI leaves ansible-playbook running.
-    """
-    import pexpect
-
-    if sys.platform != "linux" or getattr(pexpect.spawn, "agentfactory_hook", False):
-        return
-    # Loaded here, not in the forked child (dlopen after fork in a threaded process can hang).
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    class Spawn(pexpect.spawn):
-        agentfactory_hook = True
-
-        def __init__(self, *args: Any, preexec_fn=None, **kwargs: Any) -> None:
-            hook = preexec_fn or functools.partial(_die_with_parent, os.getpid(), prctl)
-            super().__init__(*args, preexec_fn=hook, **kwargs)
-            _spawned.pid = self.pid
-
-    pexpect.spawn = Spawn
-
-
 def _guarded(handler, report):
     """The event handler as ansible-runner calls it: a display that breaks (whatever a host sent)
     is reported once and the run goes on; the event is still kept in the artifacts."""
@@ -327,9 +393,8 @@ def _disk_full(exc: BaseException) -> bool:
 
 
 def run_playbook(req: PlaybookRequest, display) -> RunResult:
-    """Run one playbook, feeding every event to `display`; Ctrl-C stops the run cleanly."""
-    from ansible_runner.interface import init_runner  # imported late: `agentfactory --help` stays fast
-
+    """Run one playbook, folding every event into its result and showing it to `display` (its
+    start, event and note); Ctrl-C stops the run cleanly."""
     ident = new_ident(req.verb)
     kwargs = build_runner_kwargs(req, ident)
     runs = Path(kwargs["artifact_dir"])
@@ -351,7 +416,7 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
             marker = lock.RunMarker(artifacts)
         try:
             lock.rotate_artifacts(runs, KEEP_RUNS)
-            return _run(req, display, ident, kwargs, artifacts, init_runner)
+            return _run(req, display, ident, kwargs, artifacts, ansiblecore.init_runner)
         finally:
             marker.release()
     finally:
@@ -370,7 +435,7 @@ def _preparing(runs: Path):
 
 def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], artifacts: Path,
          init_runner) -> RunResult:
-    _install_spawn_hook()
+    ansiblecore.install_spawn_hook()
     kept_env = set(kwargs["envvars"])
 
     def on_status(data: dict[str, Any], runner_config=None) -> None:
@@ -379,23 +444,29 @@ def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], arti
         if data.get("status") == "running" and runner_config is not None:
             scrub_command_artifact(Path(runner_config.artifact_dir), kept_env)
     cancel = _Cancel(stop_file(ident))
-    display.start(req)
+    events = RunEvents(req.extract)
+
+    def on_event(ev: dict[str, Any]) -> bool:
+        events.add(ev)  # first: the result has the event even when the display fails on it
+        return display.event(ev)
+
+    display.start(req, events)
     # Our own handler, because a shell that starts us in the background leaves SIGINT ignored,
     # and KeyboardInterrupt can land anywhere. SIGTERM is handled as Ctrl-C.
     previous = {sig: signal.signal(sig, cancel.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     crash: list[BaseException] = []
     try:
-        runner = init_runner(**kwargs, event_handler=_guarded(display.event, _report_display_error),
+        runner = init_runner(**kwargs, event_handler=_guarded(on_event, _report_display_error),
                              cancel_callback=cancel, status_handler=on_status)
 
         def target() -> None:
             # Our thread rather than run_async's, to see why ansible-runner stopped (a write that
-            # failed on a full disk, ...); ansible-playbook then gets SIGTERM (_die_with_parent).
+            # failed on a full disk, ...); ansible-playbook then gets SIGTERM (ansiblecore.install_spawn_hook).
             try:
                 runner.run()
             except Exception as exc:  # reported as the run's error below
                 crash.append(exc)
-                pid = getattr(_spawned, "pid", None)
+                pid = ansiblecore.spawned_pid()
                 if pid:
                     with contextlib.suppress(OSError):
                         os.killpg(pid, signal.SIGTERM)  # the pty made it a group leader
@@ -418,7 +489,6 @@ def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], arti
         cancel.stop_path.unlink(missing_ok=True)
     # ansible-runner may finish writing the final events just after its thread ends.
     time.sleep(0.05)
-    hosts = display.recap_counts()
     with contextlib.suppress(OSError):
         scrub_command_artifact(artifacts, kept_env)  # in case the run ended before 'running'
     error = ""
@@ -432,18 +502,9 @@ def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], arti
                      "the run was stopped: free some space and run again")
         else:
             error = f"the run broke off: {type(exc).__name__}: {exc}"
-    elif runner.rc not in (0, None) and not display.failures and not stopped:
+    elif runner.rc not in (0, None) and not events.failures and not stopped:
         error = _ansible_error(artifacts / "stdout")
-    return RunResult(
-        status=status,
-        ansible_rc=runner.rc,
-        hosts=hosts,
-        artifacts=artifacts,
-        failures=list(display.failures),
-        canceled=stopped and not crash,
-        error=error,
-        verb=req.verb,
-    )
+    return events.result(status, runner.rc, artifacts, canceled=stopped and not crash, error=error, verb=req.verb)
 
 
 def _ansible_error(stdout: Path, max_lines: int = 12) -> str:

@@ -1,6 +1,7 @@
 """Displays for the two reporting verbs: `status` (fleet health) and `check` (prerequisites).
 
-Both run a read-only playbook and read what its modules returned from ansible-runner's events.
+Both run a read-only playbook and read what its modules returned from the run's result: the
+extractors here pick it out of the events (the verbs register them, runner.RunEvents keeps it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,26 @@ from rich.text import Text
 from agentfactory_cli import errors
 from agentfactory_cli.display import RunDisplay, clean, plain
 from agentfactory_cli.runner import RunResult
+
+# The names of the extracts (RunResult.extracts) and what each keeps per host.
+HEALTH = "agent_health"
+PRECHECK = "precheck"
+UPDATE = "update_outcome"
+
+
+def health_report(data: dict[str, Any]) -> dict[str, Any] | None:
+    """agent_health's result."""
+    return (data.get("res") or {}) if str(data.get("task_action", "")).endswith("agent_health") else None
+
+
+def precheck_facts(data: dict[str, Any]) -> dict[str, Any] | None:
+    """What playbooks/prechecks.yml found on the host (the agentfactory_precheck fact)."""
+    return ((data.get("res") or {}).get("ansible_facts") or {}).get("agentfactory_precheck") or None
+
+
+def update_outcome(data: dict[str, Any]) -> str | None:
+    """How the rolling update ended on the host (the agentfactory_update_outcome fact)."""
+    return ((data.get("res") or {}).get("ansible_facts") or {}).get("agentfactory_update_outcome")
 
 
 def _memory(value: Any) -> str:
@@ -61,19 +82,11 @@ class StatusDisplay(RunDisplay):
     def __init__(self, desired: dict[str, dict[str, int]] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.desired = dict(desired or {})
-        self.health: dict[str, dict[str, Any]] = {}
-
-    def event(self, ev: dict[str, Any]) -> bool:
-        data = ev.get("event_data", {})
-        res = data.get("res") or {}
-        if ev.get("event") == "runner_on_ok" and str(data.get("task_action", "")).endswith("agent_health"):
-            self.health[data.get("host")] = res
-        return super().event(ev)
 
     def unreported(self, result: RunResult) -> dict[str, str]:
         """The hosts with replicas placed that sent no health report, and why."""
         out = {}
-        for host in sorted(set(self.desired) - set(self.health)):
+        for host in sorted(set(self.desired) - set(result.extracts.get(HEALTH, {}))):
             counts = result.hosts.get(host) or {}
             if counts.get("unreachable"):
                 out[host] = "unreachable"
@@ -87,7 +100,7 @@ class StatusDisplay(RunDisplay):
 
     def summary(self, result: RunResult) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]], dict[str, str]]:
         unreported = self.unreported(result)
-        agents, replicas = fleet_summary(self.health, {h: self.desired[h] for h in unreported})
+        agents, replicas = fleet_summary(result.extracts.get(HEALTH, {}), {h: self.desired[h] for h in unreported})
         return agents, replicas, unreported
 
     def healthy(self, result: RunResult) -> bool:
@@ -157,25 +170,17 @@ class CheckDisplay(RunDisplay):
     def __init__(self, agents: list[str] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.agents = list(agents or [])
-        self.facts: dict[str, dict[str, Any]] = {}
 
     def input_verdict(self, req) -> str:
         catalog = (f"agent catalog valid ({len(self.agents)} agent(s): {', '.join(self.agents)})" if self.agents
                    else "no agent catalog (agentfactory_agents is not set)")
         return f"Input: inventory valid ({len(req.hosts)} host(s)), {catalog}"
 
-    def start(self, req) -> None:
+    def start(self, req, progress=None) -> None:
         # Printed before any host is contacted: host failures come after it, as they happen.
         if not self.json_mode:
             self.say(plain(self.input_verdict(req), "green"))
-        super().start(req)
-
-    def event(self, ev: dict[str, Any]) -> bool:
-        data = ev.get("event_data", {})
-        facts = ((data.get("res") or {}).get("ansible_facts") or {}).get("agentfactory_precheck")
-        if ev.get("event") == "runner_on_ok" and facts:
-            self.facts[data.get("host")] = facts
-        return super().event(ev)
+        super().start(req, progress)
 
     def problems(self, result: RunResult) -> dict[str, list[str]]:
         problems: dict[str, list[str]] = defaultdict(list)
@@ -184,18 +189,18 @@ class CheckDisplay(RunDisplay):
         return problems
 
     def document(self, result: RunResult) -> dict[str, Any]:
-        problems = self.problems(result)
-        hosts = {h: {**result.hosts.get(h, {}), "facts": self.facts.get(h, {}), "problems": problems.get(h, [])}
-                 for h in sorted(set(result.hosts) | set(self.facts))}
+        problems, facts = self.problems(result), result.extracts.get(PRECHECK, {})
+        hosts = {h: {**result.hosts.get(h, {}), "facts": facts.get(h, {}), "problems": problems.get(h, [])}
+                 for h in sorted(set(result.hosts) | set(facts))}
         return {**super().document(result), "hosts": hosts}
 
     def report(self, result: RunResult) -> None:
-        problems = self.problems(result)
+        problems, facts = self.problems(result), result.extracts.get(PRECHECK, {})
         table = Table(title="Host checks", title_justify="left")
         for col in ("host", "verdict", "os", "python", "systemd", "free /", "docker", "agents"):
             table.add_column(col)
-        for host in sorted(set(result.hosts) | set(self.facts)):
-            f = self.facts.get(host, {})
+        for host in sorted(set(result.hosts) | set(facts)):
+            f = facts.get(host, {})
             bad = problems.get(host)
             verdict = Text("problems" if bad else "ready", style="red" if bad else "green")
             table.add_row(plain(host), verdict, plain(f.get("os", "-")), plain(f.get("python", "-")),
@@ -233,19 +238,12 @@ class UpdateDisplay(RunDisplay):
         super().__init__(**kwargs)
         self.agent = agent
         self.placed = placed
-        self.outcome: dict[str, str] = {}
-
-    def event(self, ev: dict[str, Any]) -> bool:
-        data = ev.get("event_data", {})
-        facts = (data.get("res") or {}).get("ansible_facts") or {}
-        if ev.get("event") == "runner_on_ok" and "agentfactory_update_outcome" in facts:
-            self.outcome[data.get("host")] = facts["agentfactory_update_outcome"]
-        return super().event(ev)
 
     def summary(self, result: RunResult) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {key: [] for key in self.OUTCOMES}
-        for host in self.placed or sorted(set(self.outcome) | set(result.hosts)):
-            outcome = self.outcome.get(host)
+        outcomes = result.extracts.get(UPDATE, {})
+        for host in self.placed or sorted(set(outcomes) | set(result.hosts)):
+            outcome = outcomes.get(host)
             if outcome is None:
                 # Reached but failed before any outcome (unreachable, image pull...): not updated.
                 outcome = "failed" if host in result.hosts else "untouched"

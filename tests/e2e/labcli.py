@@ -63,8 +63,8 @@ def on_host(index: int, *command: str, check: bool = True) -> subprocess.Complet
 
 def lab_secrets() -> dict:
     """The lab's generated secrets, decrypted (its vault file with its vault password file)."""
-    from agentfactory_cli import labsecrets
     from agentfactory_cli.lab import Lab
+    from agentfactory_cli.lab import secrets as labsecrets
 
     lab = Lab(LAB)
     return labsecrets.read(lab.vault_file, lab.vault_password_file)

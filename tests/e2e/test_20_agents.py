@@ -13,7 +13,7 @@ import pytest
 import yaml
 from labcli import HOSTS, agentfactory, host_name, host_names, lab_dir, on_host, run_json
 
-from agentfactory_cli.agentimage import ensure_agent_archive
+from agentfactory_cli.lab.agentimage import ensure_agent_archive
 
 
 def catalog(alpha_model: str = "small") -> dict:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from labcli import agentfactory, host_name, host_names, lab_dir, on_host, run_json, update_under_load
 
-from agentfactory_cli.agentimage import ensure_agent_variant
+from agentfactory_cli.lab.agentimage import ensure_agent_variant
 
 CATALOG = lab_dir() / "group_vars" / "all" / "agents.yml"
 

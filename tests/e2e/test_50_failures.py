@@ -12,7 +12,7 @@ import pytest
 import yaml
 from labcli import HOSTS, LAB, agentfactory, cli_executable, host_name, lab_dir, on_host, run_json
 
-from agentfactory_cli.agentimage import ensure_agent_archive
+from agentfactory_cli.lab.agentimage import ensure_agent_archive
 
 CATALOG = lab_dir() / "group_vars" / "all" / "agents.yml"
 

@@ -13,7 +13,7 @@ import time
 import yaml
 from labcli import agentfactory, host_name, host_names, lab_dir, lab_secrets
 
-from agentfactory_cli.agentimage import ensure_agent_archive
+from agentfactory_cli.lab.agentimage import ensure_agent_archive
 
 CATALOG = lab_dir() / "group_vars" / "all" / "agents.yml"
 

@@ -19,8 +19,8 @@ import pytest
 from labcli import LAB, agentfactory, host_names, on_host
 from test_20_agents import catalog, containers, write_catalog
 
-from agentfactory_cli import labsecrets
 from agentfactory_cli.lab import Lab
+from agentfactory_cli.lab import secrets as labsecrets
 from agentfactory_cli.paths import state_dir
 
 SECRET_FILE = "/etc/agentfactory/agents/reference/secrets/API_KEY"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from labcli import LAB, agentfactory, cli_executable, host_name, host_names, lab_dir, on_host
 
-from agentfactory_cli.agentimage import ensure_agent_archive
+from agentfactory_cli.lab.agentimage import ensure_agent_archive
 from agentfactory_cli.paths import project_root
 
 CATALOG = lab_dir() / "group_vars" / "all" / "agents.yml"

@@ -16,9 +16,10 @@ def _no_cli_config(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _no_vault_context(monkeypatch):
+def _no_vault_context():
     """Ansible's vault context is process-wide and set once (the CLI loads one inventory per
     process): each test starts without one, so that one test's password is not another's."""
-    from ansible.parsing.vault import VaultSecretsContext
+    from agentfactory_cli import ansiblecore
 
-    monkeypatch.setattr(VaultSecretsContext, "_current", None)
+    with ansiblecore.vault_context_cleared():
+        yield

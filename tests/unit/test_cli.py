@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from agentfactory_cli import cli, errors
-from agentfactory_cli.display import RunDisplay, failure_message
+from agentfactory_cli.display import RunDisplay
 from agentfactory_cli.paths import project_root
-from agentfactory_cli.runner import PlaybookRequest, RunResult, build_runner_kwargs
+from agentfactory_cli.runner import PlaybookRequest, RunEvents, RunResult, build_runner_kwargs, failure_message
 
 
 @pytest.fixture
@@ -157,13 +157,13 @@ def _quiet_display(json_mode=False):
 
 
 def test_display_counts_events_then_prefers_ansible_stats():
-    d = _quiet_display()
-    d.event(_event("runner_on_start", "a", task="Install"))
-    d.event(_event("runner_on_ok", "a", task="Install", res={"changed": True}))
-    d.event(_event("runner_on_failed", "b", task="Install", res={"msg": "boom"}))
-    d.event(_event("runner_on_failed", "b", task="Probe", res={"msg": "ignored"}, ignore_errors=True))
-    d.event(_event("runner_on_unreachable", "c", task="Gather", res={"msg": "ssh: connect refused"}))
-    d.event(_event("runner_on_skipped", "a", task="Other"))
+    d = RunEvents()
+    d.add(_event("runner_on_start", "a", task="Install"))
+    d.add(_event("runner_on_ok", "a", task="Install", res={"changed": True}))
+    d.add(_event("runner_on_failed", "b", task="Install", res={"msg": "boom"}))
+    d.add(_event("runner_on_failed", "b", task="Probe", res={"msg": "ignored"}, ignore_errors=True))
+    d.add(_event("runner_on_unreachable", "c", task="Gather", res={"msg": "ssh: connect refused"}))
+    d.add(_event("runner_on_skipped", "a", task="Other"))
     assert d.recap_counts() == {
         "a": _counts(ok=1, changed=1, skipped=1),
         "b": _counts(ok=1, failed=1),
@@ -171,7 +171,7 @@ def test_display_counts_events_then_prefers_ansible_stats():
     }
     assert [f["host"] for f in d.failures] == ["b", "c"]
     assert d.failures[0]["message"] == "boom"
-    d.event(_event("playbook_on_stats", ok={"a": 5, "b": 2}, changed={"a": 1}, failures={"b": 1},
+    d.add(_event("playbook_on_stats", ok={"a": 5, "b": 2}, changed={"a": 1}, failures={"b": 1},
                    dark={"c": 1}, skipped={"a": 2}))
     assert d.recap_counts()["a"] == _counts(ok=5, changed=1, skipped=2)
     assert d.recap_counts()["c"] == _counts(unreachable=1)
@@ -199,8 +199,9 @@ def test_main_runs_the_playbook_and_returns_its_exit_code(inventory, monkeypatch
 
     def fake_run(req, display):
         seen["req"] = req
-        display.event(_event("runner_on_unreachable", "web2", task="Gathering Facts", res={"msg": "timed out"}))
-        return _result(display.recap_counts(), "failed", 4)
+        events = RunEvents(req.extract)
+        events.add(_event("runner_on_unreachable", "web2", task="Gathering Facts", res={"msg": "timed out"}))
+        return _result(events.recap_counts(), "failed", 4)
 
     monkeypatch.setattr("agentfactory_cli.runner.run_playbook", fake_run)
     code = cli.main(["bootstrap", "-i", str(inventory), "--json"])
@@ -216,8 +217,8 @@ def test_main_runs_the_playbook_and_returns_its_exit_code(inventory, monkeypatch
 @pytest.fixture
 def vaulted_lab(tmp_path):
     """A named lab (under the test's state dir) with generated secrets and one host."""
-    from agentfactory_cli import labsecrets
     from agentfactory_cli.lab import Lab
+    from agentfactory_cli.lab import secrets as labsecrets
 
     lab = Lab("vaulted")
     lab.inventory_path.parent.mkdir(parents=True)
@@ -302,9 +303,7 @@ def test_run_artifacts_are_private_and_command_is_filtered(tmp_path, inventory, 
     monkeypatch.setattr(runner, "build_runner_kwargs", kwargs_for)
 
     class Display:
-        failures: list = []
-
-        def start(self, req):
+        def start(self, req, progress):
             pass
 
         def note(self, message):
@@ -315,9 +314,6 @@ def test_run_artifacts_are_private_and_command_is_filtered(tmp_path, inventory, 
             if "command" not in seen:
                 seen["command"] = (Path(runner.state_dir()) / "runs" / ev["runner_ident"] / "command").read_text()
             return True
-
-        def recap_counts(self):
-            return {}
 
     req = request_for(["bootstrap", "-i", str(inventory)])
     result = runner.run_playbook(req, Display())

@@ -178,10 +178,9 @@ def test_prompts_are_answered_and_kept_out_of_every_artifact(tmp_path, inventory
     monkeypatch.setattr(runner, "build_runner_kwargs", kwargs_with_play)
 
     class Display:
-        failures: list = []
         oks = 0
 
-        def start(self, req):
+        def start(self, req, progress):
             pass
 
         def note(self, message):
@@ -190,9 +189,6 @@ def test_prompts_are_answered_and_kept_out_of_every_artifact(tmp_path, inventory
         def event(self, ev):
             Display.oks += ev.get("event") == "runner_on_ok"
             return True
-
-        def recap_counts(self):
-            return {}
 
     req = cli.playbook_request(cli.parse_args(["bootstrap", "-i", str(inventory), "-K", "--ask-vault-pass"]))
     result = runner.run_playbook(req, Display())

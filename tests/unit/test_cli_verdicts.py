@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from agentfactory_cli.display import RunDisplay
-from agentfactory_cli.runner import PlaybookRequest, RunResult
+from agentfactory_cli.runner import PlaybookRequest, RunEvents, RunResult
 from agentfactory_cli.status import CheckDisplay
 
 
@@ -49,14 +49,16 @@ def request(agents, hosts):
 def test_check_says_the_input_is_valid_before_any_host_answers():
     err, out, kw = consoles()
     display = CheckDisplay(agents=["bot", "web"], **kw)
-    display.start(request(["bot", "web"], ["h1", "h2"]))
-    display.event({"event": "runner_on_unreachable", "event_data": {"host": "h1", "task": "Gather",
-                                                                  "res": {"msg": "no route"}}})
+    events = RunEvents()
+    display.start(request(["bot", "web"], ["h1", "h2"]), events)
+    ev = {"event": "runner_on_unreachable", "event_data": {"host": "h1", "task": "Gather", "res": {"msg": "no route"}}}
+    events.add(ev)
+    display.event(ev)
     lines = err.getvalue().splitlines()
     assert lines[0] == "Input: inventory valid (2 host(s)), agent catalog valid (2 agent(s): bot, web)"
     assert lines[-1].startswith("UNREACHABLE h1")
     display.finish(RunResult(status="failed", ansible_rc=4, hosts={"h1": counts(unreachable=1), "h2": counts(ok=3)},
-                             artifacts=Path("/a"), failures=display.failures))
+                             artifacts=Path("/a"), failures=events.failures))
     assert "valid" not in out.getvalue().split("Verdict")[0].split("Host checks")[0]
     assert out.getvalue().splitlines()[-1] == "Verdict: NOT ready: input valid; 1 host(s) unreachable (h1) (exit 3)"
 

@@ -132,12 +132,18 @@ def test_the_cli_exits_75_before_anything_runs(other_run, tmp_path, monkeypatch,
 
 
 def test_the_cli_holds_the_lock_from_the_confirmation_to_the_end_of_the_run(tmp_path, monkeypatch):
-    from agentfactory_cli import prune
+    import dataclasses
+
+    from agentfactory_cli.verbs import VERBS
 
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  hosts:\n    web1:\n    web2:\n    mon1:\n")
     seen = []
-    monkeypatch.setattr(prune, "confirm", lambda *a: seen.append(FleetLock(FLEET).holder()["verb"]))
+
+    def confirm(*_a):
+        seen.append(FleetLock(FLEET).holder()["verb"])
+
+    monkeypatch.setitem(VERBS, "bootstrap", dataclasses.replace(VERBS["bootstrap"], confirm=confirm))
 
     def fake_run(req, display, ident, kwargs, artifacts, init_runner):
         seen.append(FleetLock(FLEET).holder()["artifacts"] == str(artifacts))

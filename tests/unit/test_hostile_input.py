@@ -235,18 +235,19 @@ class FakeRuns:
 
     def __call__(self, req, display):
         from agentfactory_cli.prune import LIST_TASK, PENDING_FACT
-        from agentfactory_cli.runner import RunResult
+        from agentfactory_cli.runner import RunEvents, RunResult
 
         self.requests.append(req)
+        events = RunEvents(req.extract)
         if req.extravars.get("agentfactory_action") == "prune":
             assert req.check, "the listing run changes nothing"
             for host, agents in self.pending.items():
-                display.event({"event": "runner_on_ok", "event_data": {
+                events.add({"event": "runner_on_ok", "event_data": {
                     "host": host, "task": LIST_TASK, "res": {"ansible_facts": {PENDING_FACT: agents}}}})
             if not self.listing_ok:
                 return RunResult("failed", 2, {"h1": {"ok": 0, "changed": 0, "failed": 1, "unreachable": 0,
                                                       "skipped": 0}}, self.tmp_path)
-        return RunResult("successful", 0, {}, self.tmp_path)
+        return events.result("successful", 0, self.tmp_path)
 
     def deploys(self):
         return [r for r in self.requests if r.extravars.get("agentfactory_action") != "prune"]

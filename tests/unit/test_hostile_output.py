@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from agentfactory_cli import cli, errors
+from agentfactory_cli import cli, errors, status
 from agentfactory_cli.display import RunDisplay, clean
-from agentfactory_cli.runner import PlaybookRequest, RunResult
+from agentfactory_cli.runner import PlaybookRequest, RunEvents, RunResult
 from agentfactory_cli.status import CheckDisplay, StatusDisplay, UpdateDisplay
 
 # Markup rich would interpret (or choke on: "[/...]" closes a tag never opened), escape
@@ -42,6 +42,12 @@ def event(name, host=None, **data):
     return {"event": name, "event_data": {"host": host, **data}}
 
 
+def send(d: RunDisplay, ev: dict) -> bool:
+    """An event as the runner handles it: folded into the run's progress, then shown."""
+    d.progress.add(ev)
+    return d.event(ev)
+
+
 def request(**kw) -> PlaybookRequest:
     return PlaybookRequest(verb="deploy", playbook="agents.yml", inventories=[Path(f"/inv/{HOSTILE}")],
                            limit=HOSTILE, **kw)
@@ -59,14 +65,14 @@ def test_host_task_and_failure_text_from_hosts_is_printed_as_is():
     err, out, kw = consoles()
     d = RunDisplay(**kw)
     d.start(request())
-    d.event(event("playbook_on_play_start", play=HOSTILE))
-    d.event(event("runner_on_start", HOSTILE, task=HOSTILE))
+    send(d, event("playbook_on_play_start", play=HOSTILE))
+    send(d, event("runner_on_start", HOSTILE, task=HOSTILE))
     Console(file=StringIO()).print(d._render())  # the live table renders the same text
-    d.event(event("runner_on_failed", HOSTILE, task=HOSTILE, res={"msg": HOSTILE, "stderr": HOSTILE}))
-    d.event(event("runner_on_unreachable", "h2", task="Gather", res={"msg": HOSTILE}))
+    send(d, event("runner_on_failed", HOSTILE, task=HOSTILE, res={"msg": HOSTILE, "stderr": HOSTILE}))
+    send(d, event("runner_on_unreachable", "h2", task="Gather", res={"msg": HOSTILE}))
     d.finish(RunResult(status="failed", ansible_rc=2, hosts={HOSTILE: counts(failed=1)},
                        artifacts=Path("/a"), error=HOSTILE))
-    assert d.failures[0]["message"].startswith("[/etc/x]")
+    assert d.progress.failures[0]["message"].startswith("[/etc/x]")
     assert_shown_as_text(err.getvalue())
     assert_shown_as_text(out.getvalue())
     assert "FAILED" in err.getvalue() and "UNREACHABLE" in err.getvalue()
@@ -75,19 +81,20 @@ def test_host_task_and_failure_text_from_hosts_is_printed_as_is():
 def test_verbose_output_of_ansible_is_escaped_too():
     err, _, kw = consoles()
     d = RunDisplay(verbosity=1, **kw)
-    d.event({"event": "verbose", "stdout": HOSTILE, "event_data": {}})
+    send(d, {"event": "verbose", "stdout": HOSTILE, "event_data": {}})
     assert_shown_as_text(err.getvalue())
 
 
 def test_status_table_shows_what_agents_and_hosts_report_as_text():
     err, out, kw = consoles()
     d = StatusDisplay(**kw)
+    d.progress = RunEvents({status.HEALTH: status.health_report})
     replica = {"agent": HOSTILE, "name": HOSTILE, "state": HOSTILE, "health": HOSTILE, "error": HOSTILE,
                "restarts": HOSTILE}
-    d.event(event("runner_on_ok", HOSTILE, task_action="agentfactory.fleet.agent_health",
+    send(d, event("runner_on_ok", HOSTILE, task_action="agentfactory.fleet.agent_health",
                   res={"agents": {HOSTILE: {"desired": 1, "running": 1, "healthy": 0}}, "replicas": [replica]}))
     d.finish(RunResult(status="failed", ansible_rc=2, hosts={HOSTILE: counts(ok=1)}, artifacts=Path("/a"),
-                       error=HOSTILE))
+                       error=HOSTILE, extracts=d.progress.extracts))
     assert_shown_as_text(out.getvalue())
     assert_shown_as_text(err.getvalue())
 
@@ -95,13 +102,13 @@ def test_status_table_shows_what_agents_and_hosts_report_as_text():
 def test_check_table_and_verdict_show_facts_and_names_as_text():
     err, out, kw = consoles()
     d = CheckDisplay(agents=[HOSTILE], **kw)
-    d.start(request(hosts=[HOSTILE]))
+    d.start(request(hosts=[HOSTILE]), RunEvents({status.PRECHECK: status.precheck_facts}))
     facts = {"os": HOSTILE, "python": HOSTILE, "systemd": True, "root_free_gb": HOSTILE, "agents": [HOSTILE]}
-    d.event(event("runner_on_ok", HOSTILE, res={"ansible_facts": {"agentfactory_precheck": facts}}))
-    d.event(event("runner_on_failed", HOSTILE, task="t", res={"msg": HOSTILE}))
-    d.event(event("runner_on_unreachable", "u", task="t", res={"msg": "x"}))
+    send(d, event("runner_on_ok", HOSTILE, res={"ansible_facts": {"agentfactory_precheck": facts}}))
+    send(d, event("runner_on_failed", HOSTILE, task="t", res={"msg": HOSTILE}))
+    send(d, event("runner_on_unreachable", "u", task="t", res={"msg": "x"}))
     d.finish(RunResult(status="failed", ansible_rc=4, hosts={HOSTILE: counts(failed=1), "u": counts(unreachable=1)},
-                       artifacts=Path("/a"), failures=d.failures))
+                       artifacts=Path("/a"), failures=d.progress.failures, extracts=d.progress.extracts))
     assert_shown_as_text(out.getvalue())
     assert_shown_as_text(err.getvalue())
     assert "Verdict: NOT ready" in out.getvalue()
@@ -110,8 +117,10 @@ def test_check_table_and_verdict_show_facts_and_names_as_text():
 def test_update_summary_shows_host_names_as_text():
     _, out, kw = consoles()
     d = UpdateDisplay(agent=HOSTILE, placed=[HOSTILE, "b"], **kw)
-    d.event(event("runner_on_ok", HOSTILE, res={"ansible_facts": {"agentfactory_update_outcome": "updated"}}))
-    d.finish(RunResult(status="successful", ansible_rc=0, hosts={HOSTILE: counts(ok=1)}, artifacts=Path("/a")))
+    d.progress = RunEvents({status.UPDATE: status.update_outcome})
+    send(d, event("runner_on_ok", HOSTILE, res={"ansible_facts": {"agentfactory_update_outcome": "updated"}}))
+    d.finish(RunResult(status="successful", ansible_rc=0, hosts={HOSTILE: counts(ok=1)}, artifacts=Path("/a"),
+                       extracts=d.progress.extracts))
     assert_shown_as_text(out.getvalue())
     assert "updated: " in out.getvalue() and "untouched: b" in out.getvalue()
 
@@ -138,10 +147,10 @@ def test_a_display_that_fails_says_so_once_and_keeps_counting(capsys):
 
     d.err.print = broken_print
     for host in ("a", "b"):
-        assert d.event(event("runner_on_failed", host, task="t", res={"msg": "m"})) is True
-    d.event(event("runner_on_ok", "a", task="t", res={}))
-    assert d.recap_counts()["a"] == counts(ok=1, failed=1)
-    assert [f["host"] for f in d.failures] == ["a", "b"]
+        assert send(d, event("runner_on_failed", host, task="t", res={"msg": "m"})) is True
+    send(d, event("runner_on_ok", "a", task="t", res={}))
+    assert d.progress.recap_counts()["a"] == counts(ok=1, failed=1)
+    assert [f["host"] for f in d.progress.failures] == ["a", "b"]
     err = capsys.readouterr().err
     assert err.count("the display failed") == 1 and "terminal gone" in err
 

@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from agentfactory_cli import cli, labsecrets
+from agentfactory_cli import cli
 from agentfactory_cli.errors import LabError
 from agentfactory_cli.lab import CREDENTIALS, PUBLISHED_PORTS, Lab, LabHost
+from agentfactory_cli.lab import secrets as labsecrets
 
 
 def _host():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import stat
 
-from agentfactory_cli import labsecrets
 from agentfactory_cli.lab import Lab
+from agentfactory_cli.lab import secrets as labsecrets
 
 URLSAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 

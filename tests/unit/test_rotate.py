@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agentfactory_cli import cli, labsecrets
+from agentfactory_cli import cli
 from agentfactory_cli.lab import Lab
+from agentfactory_cli.lab import secrets as labsecrets
 from agentfactory_cli.verbs import VERBS
 
 

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from rich.console import Console
 
-from agentfactory_cli import cli, errors, runner
-from agentfactory_cli.runner import RunResult
+from agentfactory_cli import cli, errors, runner, status
+from agentfactory_cli.runner import RunEvents, RunResult
 from agentfactory_cli.status import StatusDisplay
 
 HOSTS = ["af-lab-1", "af-lab-2", "af-lab-3"]
@@ -41,16 +41,22 @@ def display(desired, json_mode=False):
     out = StringIO()
     d = StatusDisplay(desired=desired, json_mode=json_mode, err=Console(file=StringIO(), width=300),
                       out=Console(file=out, width=300))
+    d.progress = RunEvents({status.HEALTH: status.health_report})  # as the runner's start() gives it
     return d, out
+
+
+def send(d: StatusDisplay, ev: dict) -> None:
+    """An event as the runner handles it: folded into the run's result, then shown."""
+    d.progress.add(ev)
+    d.event(ev)
 
 
 def outage(d: StatusDisplay) -> RunResult:
     """af-lab-3 is down: the two others report 3 healthy replicas each."""
     for host in HOSTS[:2]:
-        d.event(report(host))
-    d.event(unreachable(HOSTS[2]))
-    return RunResult(status="failed", ansible_rc=4, hosts=d.recap_counts(), artifacts=Path("/a"),
-                     failures=d.failures, verb="status")
+        send(d, report(host))
+    send(d, unreachable(HOSTS[2]))
+    return d.progress.result("failed", 4, Path("/a"), verb="status")
 
 
 def test_the_replicas_of_an_unreachable_host_are_unknown_not_dropped():
@@ -76,12 +82,11 @@ def test_the_document_of_status_counts_the_unknown(capsys):
 def test_unknown_hosts_are_named_by_why_and_only_for_their_agents():
     desired = {"af-lab-1": {"reference": 2}, "af-lab-2": {"reference": 2, "bot": 1}, "af-lab-3": {"bot": 4}}
     d, out = display(desired)
-    d.event(report("af-lab-1", desired=2))
-    d.event(unreachable("af-lab-2"))
-    d.event({"event": "runner_on_failed", "event_data": {"host": "af-lab-3", "task": "Report",
+    send(d, report("af-lab-1", desired=2))
+    send(d, unreachable("af-lab-2"))
+    send(d, {"event": "runner_on_failed", "event_data": {"host": "af-lab-3", "task": "Report",
                                                           "res": {"msg": "sudo: a password is required"}}})
-    d.finish(RunResult(status="failed", ansible_rc=2, hosts=d.recap_counts(), artifacts=Path("/a"),
-                       failures=d.failures))
+    d.finish(d.progress.result("failed", 2, Path("/a")))
     text = out.getvalue()
     assert "bot: 0/5 healthy, 5 unknown: af-lab-2 unreachable; af-lab-3 failed\n" in text
     assert "reference: 2/4 healthy, 2 unknown: af-lab-2 unreachable (2 running on the 1 host(s) that answered)" in text
@@ -89,9 +94,8 @@ def test_unknown_hosts_are_named_by_why_and_only_for_their_agents():
 
 def test_a_host_the_run_never_reached_is_unknown_too():
     d, out = display({"af-lab-1": {"reference": 1}, "af-lab-2": {"reference": 1}})
-    d.event(report("af-lab-1", desired=1))
-    result = RunResult(status="canceled", ansible_rc=None, hosts=d.recap_counts(), artifacts=Path("/a"),
-                       canceled=True)
+    send(d, report("af-lab-1", desired=1))
+    result = d.progress.result("canceled", None, Path("/a"), canceled=True)
     d.finish(result)
     assert "reference: 1/2 healthy, 1 unknown: af-lab-2 not reached" in out.getvalue()
 
@@ -99,9 +103,9 @@ def test_a_host_the_run_never_reached_is_unknown_too():
 def test_a_reachable_host_without_a_report_has_nothing_placed_by_its_own_catalog():
     # It skipped agent_health: its host_vars catalog places nothing there, whatever the first host's view says.
     d, out = display({"af-lab-1": {"reference": 1}, "af-lab-2": {"reference": 1}})
-    d.event(report("af-lab-1", desired=1))
-    d.event({"event": "runner_on_skipped", "event_data": {"host": "af-lab-2", "task": "Report"}})
-    result = RunResult(status="successful", ansible_rc=0, hosts=d.recap_counts(), artifacts=Path("/a"))
+    send(d, report("af-lab-1", desired=1))
+    send(d, {"event": "runner_on_skipped", "event_data": {"host": "af-lab-2", "task": "Report"}})
+    result = d.progress.result("successful", 0, Path("/a"))
     d.finish(result)
     assert "reference: 1/1 healthy (1 running on 1 host(s))" in out.getvalue()
     assert d.exit_code(result) == errors.EXIT_OK
@@ -110,8 +114,8 @@ def test_a_reachable_host_without_a_report_has_nothing_placed_by_its_own_catalog
 def test_a_healthy_fleet_still_reads_as_before():
     d, out = display({h: {"reference": 3} for h in HOSTS})
     for host in HOSTS:
-        d.event(report(host))
-    result = RunResult(status="successful", ansible_rc=0, hosts=d.recap_counts(), artifacts=Path("/a"))
+        send(d, report(host))
+    result = d.progress.result("successful", 0, Path("/a"))
     d.finish(result)
     assert "reference: 9/9 healthy (9 running on 3 host(s))" in out.getvalue()
     assert d.exit_code(result) == errors.EXIT_OK
@@ -149,6 +153,7 @@ def test_the_request_of_status_carries_the_catalogs_placement(tmp_path, extra, d
 
 def test_status_through_the_cli_during_a_host_outage(tmp_path, monkeypatch, capsys):
     def fake_run(req, display):
+        display.progress = RunEvents(req.extract)
         return outage(display)
 
     monkeypatch.setattr(runner, "run_playbook", fake_run)

@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from agentfactory_cli import hostimage
+from agentfactory_cli.lab import hostimage
 from agentfactory_cli.paths import project_root, state_dir
 
 REPOSITORY = "agentfactory/reference-agent"
@@ -76,7 +76,7 @@ def ensure_agent_archive(log=print) -> tuple[str, Path]:
 
     Saved again only when the image changed (its id is kept beside the tarball).
     """
-    from agentfactory_cli.engine import docker, ensure_engine
+    from agentfactory_cli.lab.engine import docker, ensure_engine
 
     ensure_engine(log=log)
     ref = ensure_agent_image(log=log)
@@ -97,7 +97,7 @@ def ensure_agent_archive(log=print) -> tuple[str, Path]:
 def ensure_agent_variant(version: str, log=print) -> tuple[str, Path]:
     """Another version of the reference agent (same code, its version set to `version`) and its
     archive: what rolling-update tests and demos roll out. Built from the local image, no registry."""
-    from agentfactory_cli.engine import docker
+    from agentfactory_cli.lab.engine import docker
 
     base = ensure_agent_image(log=log)
     ref = image_ref(version)
@@ -115,5 +115,5 @@ def ensure_agent_variant(version: str, log=print) -> tuple[str, Path]:
 
 
 if __name__ == "__main__":
-    # `python -m agentfactory_cli.agentimage`: build the image (used by `make molecule`).
+    # `python -m agentfactory_cli.lab.agentimage`: build the image (used by `make molecule`).
     print(ensure_agent_image())

@@ -5,7 +5,7 @@ second host installing at the same time fails with "Could not get lock". So each
 its own directory, seeded with hard links from a common pool, and whatever it downloaded is
 linked back into the pool the next time the cache is touched. Hard links cost no disk space.
 
-    python -m agentfactory_cli.aptcache molecule/X/molecule.yml...   # before a molecule run
+    python -m agentfactory_cli.lab.aptcache molecule/X/molecule.yml...   # before a molecule run
 """
 
 from __future__ import annotations

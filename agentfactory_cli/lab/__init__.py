@@ -3,6 +3,10 @@
 Each host runs systemd as PID 1 and sshd, with nothing else installed, so the roles meet what
 they would meet on a fresh server. Hosts share a user-defined Docker network (they reach each
 other by name, as servers on one LAN do) and publish SSH and the monitoring ports on 127.0.0.1.
+
+The lab's tooling, beside the CLI: engine (the local Docker engine), hostimage (the hosts'
+image), agentimage (the reference agent's image), aptcache (the package cache hosts share) and
+secrets (the lab's generated, vault-encrypted secrets).
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from pathlib import Path
 
 import yaml
 
-from agentfactory_cli import aptcache, hostimage, labsecrets
-from agentfactory_cli.engine import docker, ensure_engine
 from agentfactory_cli.errors import InvalidInput, LabError
+from agentfactory_cli.lab import hostimage
+from agentfactory_cli.lab import secrets as labsecrets
+from agentfactory_cli.lab.engine import docker, ensure_engine
 from agentfactory_cli.paths import project_root, state_dir
 
 DEFAULT_LAB = "lab"
@@ -106,7 +111,7 @@ class Lab:
         self.name = name
         self.dir = state_dir() / "lab" / name
         self.key = self.dir / "id_ed25519"
-        # The vault password of the lab's generated secrets (labsecrets.py); the CLI's default.
+        # The vault password of the lab's generated secrets (lab/secrets.py); the CLI's default.
         self.vault_password_file = self.dir / "vault-password"
         self.network = f"agentfactory-{name}"
 
@@ -201,6 +206,10 @@ class Lab:
             name = self.host_name(i)
             host = existing.get(name)
             if host is None:
+                # Imported here, not with the package: `python -m agentfactory_cli.lab.aptcache` runs
+                # it as __main__, and warns when importing the package has imported it already.
+                from agentfactory_cli.lab import aptcache
+
                 log(f"Creating {name}")
                 publish = [arg for port in PUBLISHED_PORTS.values() for arg in ("-p", f"127.0.0.1::{port}")]
                 docker(
@@ -225,6 +234,8 @@ class Lab:
 
     def down(self, log=print) -> int:
         """Remove every host, the network, the key and the inventory. Returns hosts removed."""
+        from agentfactory_cli.lab import aptcache  # as in up()
+
         hosts = self.hosts()
         aptcache.collect()
         if hosts:
