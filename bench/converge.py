@@ -30,7 +30,6 @@ STOCK_CFG = """[defaults]
 roles_path = {root}/roles
 library = {root}/plugins/modules
 module_utils = {root}/plugins/module_utils
-filter_plugins = {root}/plugins/filter
 collections_path = {root}/.ansible/collections
 """
 
