@@ -132,22 +132,6 @@ def outcome(artifacts: Path) -> dict:
             "hosts": run_stats(artifacts)}
 
 
-def short_filter_names() -> set[str]:
-    """The filters of plugins/filter that roles or playbooks call by their short name (not as
-    agentfactory.fleet.NAME): Ansible finds those through filter_plugins in ansible.cfg only."""
-    names = set()
-    for path in (ROOT / "plugins" / "filter").glob("*.py"):
-        names |= set(re.findall(r'^\s*"([a-z0-9_]+)":', path.read_text(), re.M))
-    used = set()
-    for top in ("roles", "playbooks"):
-        for path in (ROOT / top).rglob("*"):
-            if path.is_file() and path.suffix in (".yml", ".yaml", ".j2"):
-                text = path.read_text(errors="replace")
-                # `| name` or `map('name'`; the FQCN reads `| agentfactory.fleet.name`.
-                used |= {n for n in names if re.search(rf"(\|\s*|\(\s*['\"]){n}\b", text)}
-    return used
-
-
 def files_under(*roots: Path) -> set[str]:
     """Every file below the roots but bytecode (Python writes that on first import)."""
     return {str(p) for root in roots for p in root.rglob("*")
@@ -229,12 +213,6 @@ def test_the_built_collection_deploys_on_its_own(collection, catalog, work):
     env = clean_env(collection["home"], ANSIBLE_COLLECTIONS_PATH=str(collection["collections"]),
                     # As the CLI sets them (runner.build_runner_kwargs); neither is needed to deploy.
                     ANSIBLE_INVENTORY_UNPARSED_FAILED="True", ANSIBLE_NOCOLOR="True")
-    short = short_filter_names()
-    if short:
-        # Ansible resolves a filter's short name through filter_plugins (ansible.cfg) only, not
-        # through the role's collection: what a job template needs while the roles call them so.
-        env["ANSIBLE_FILTER_PLUGINS"] = str(collection["root"] / "plugins" / "filter")
-        print(f"[distribution] a: ANSIBLE_FILTER_PLUGINS set: the roles call {len(short)} filters by short name")
     cmd = [collection["bin"] / "ansible-playbook", "agentfactory.fleet.agents", "-i", inventory,
            "--vault-password-file", password_file, "-e", json.dumps(deploy_extravars())]
     runs = []

@@ -161,3 +161,21 @@ def test_the_awx_rule_misses_an_fqcn_import_playbook(tmp_path):
     (tmp_path / "fqcn.yml").write_text("- name: All\n  ansible.builtin.import_playbook: other.yml\n")
     (tmp_path / "short.yml").write_text("- name: All\n  import_playbook: other.yml\n")
     assert awx_playbooks(tmp_path) == {"short.yml"}
+
+
+def test_every_filter_of_the_collection_is_called_by_its_fqcn():
+    # Outside the checkout (the built collection, AWX) Ansible finds a collection's filter by its
+    # FQCN only: a short name works here only where some ansible.cfg sets filter_plugins.
+    names = set()
+    for path in (ROOT / "plugins" / "filter").glob("*.py"):
+        names |= set(re.findall(r'^\s*"(agentfactory_[a-z0-9_]+)":', path.read_text(), re.M))
+    assert names
+    short = re.compile(r"(\|\s*|\(\s*['\"])(" + "|".join(sorted(names)) + r")\b")
+    found = []
+    for top in ("roles", "playbooks", "molecule"):
+        for path in (ROOT / top).rglob("*"):
+            if path.is_file() and path.suffix in (".yml", ".yaml", ".j2"):
+                for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                    if short.search(line) and not line.lstrip().startswith("#"):
+                        found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not found, "\n".join(found)
