@@ -1,5 +1,7 @@
 """Unit tests see no config file of the operator's and none of the CLI's AGENTFACTORY_* settings."""
 
+from pathlib import Path
+
 import pytest
 
 
@@ -23,3 +25,11 @@ def _no_vault_context():
 
     with ansiblecore.vault_context_cleared():
         yield
+
+
+@pytest.fixture
+def inventory(tmp_path) -> Path:
+    """Two agent hosts, nothing else: enough for the CLI to read before it would run a play."""
+    path = tmp_path / "hosts.yml"
+    path.write_text("all:\n  children:\n    agent_hosts:\n      hosts:\n        web1:\n        web2:\n")
+    return path

@@ -16,13 +16,6 @@ SHAPE = {"verb", "status", "rc", "error", "problems", "hosts", "artifacts"}
 
 
 @pytest.fixture
-def inventory(tmp_path) -> Path:
-    path = tmp_path / "hosts.yml"
-    path.write_text("all:\n  children:\n    agent_hosts:\n      hosts:\n        web1:\n        web2:\n")
-    return path
-
-
-@pytest.fixture
 def no_run(monkeypatch):
     monkeypatch.setattr(runner, "_run", lambda *a, **k: pytest.fail("ran Ansible"))
 

@@ -14,13 +14,6 @@ from agentfactory_cli.runner import build_runner_kwargs
 
 
 @pytest.fixture
-def inventory(tmp_path) -> Path:
-    path = tmp_path / "hosts.yml"
-    path.write_text("all:\n  children:\n    agent_hosts:\n      hosts:\n        web1:\n        web2:\n")
-    return path
-
-
-@pytest.fixture
 def typed(monkeypatch):
     """The operator's answers to getpass, by prompt; the prompts asked are recorded."""
     answers = {"BECOME password: ": "become-pw-1", "Vault password: ": "vault-pw-2",
