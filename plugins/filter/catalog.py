@@ -24,6 +24,8 @@ class FilterModule:
             "agentfactory_catalog_problems": _fleet.catalog_problems,
             # ["K=V", ...] | agentfactory_env_dict -> {K: V} (a container's recorded environment)
             "agentfactory_env_dict": _fleet.env_dict,
+            # placed agents | agentfactory_memory_promised -> bytes their replicas' memory limits add up to
+            "agentfactory_memory_promised": _fleet.memory_promised,
             # placed agents | agentfactory_health_spec -> the agent_health module's `agents` option
             "agentfactory_health_spec": _fleet.health_spec,
             # agents | agentfactory_unknown_agents(names) -> names not in the catalog

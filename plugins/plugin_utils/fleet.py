@@ -167,6 +167,12 @@ def health_spec(placed: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{k: agent[k] for k in keys} for agent in placed]
 
 
+def memory_promised(placed: Iterable[Mapping[str, Any]]) -> int:
+    """Bytes the memory limits of the planned agents' replicas add up to (agents without a limit
+    promise nothing): what the agent role checks against the host's memory."""
+    return sum(agent["memory_bytes"] * agent["replicas"] for agent in placed if agent["memory_bytes"])
+
+
 def with_tag(image: str, new: str) -> str:
     """`new` when it is a whole image reference, else `image` with its tag replaced by `new`."""
     if ":" in new or "/" in new:

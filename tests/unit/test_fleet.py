@@ -84,6 +84,16 @@ def test_placed_agents_carry_secret_names_never_values():
     assert agent_secrets(CATALOG, "nope", defaults) == {}
 
 
+def test_memory_promised_adds_up_the_limits_of_every_replica():
+    from ansible_collections.agentfactory.fleet.plugins.plugin_utils.fleet import memory_promised
+
+    catalog = [{"name": "a", "image": "r/a:1", "replicas": 3, "host_port": 18000, "resources": {"memory": "512m"}},
+               {"name": "b", "image": "r/b:1", "replicas": 2, "host_port": 18100},
+               {"name": "c", "image": "r/c:1", "replicas": 1, "host_port": 18200, "resources": {"memory": "1g"}}]
+    assert memory_promised(agents_for_host(catalog, "a1", GROUPS)) == 3 * 512 * 1024**2 + 1024**3
+    assert memory_promised(agents_for_host(catalog[1:2], "a1", GROUPS)) == 0
+
+
 def test_placement_never_reads_a_secret_value():
     class Trap(dict):
         def __getitem__(self, key):
