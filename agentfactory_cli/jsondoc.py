@@ -37,9 +37,12 @@ def write(doc: dict[str, Any]) -> None:
 
 
 def run_document(result: RunResult, rc: int) -> dict[str, Any]:
-    """The document of a run that took place; `rc` is the verb's exit code (status: its health)."""
-    return {"verb": result.verb, "status": result.status, "rc": rc, "error": result.error or None, "problems": [],
-            "hosts": result.hosts, "artifacts": str(result.artifacts)}
+    """The document of a run that took place; `rc` is the verb's exit code (status: its health).
+    Its problems are the tasks that failed and the hosts lost, one item each."""
+    problems = [f"{f['host']}: {f['task']}: {f['message']}" if f.get("task") else f"{f['host']}: {f['message']}"
+                for f in result.failures]
+    return {"verb": result.verb, "status": result.status, "rc": rc, "error": result.error or None,
+            "problems": problems, "hosts": result.hosts, "artifacts": str(result.artifacts)}
 
 
 def failure_document(verb: str | None, rc: int, error: str, problems: list[str] | None = None,

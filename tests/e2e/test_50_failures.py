@@ -102,3 +102,24 @@ def test_ctrl_c_cancels_cleanly(echo_deployed):
     assert code == 0, doc
     code, status = run_json("status")
     assert code == 0 and status["healthy"]
+
+
+def test_memory_limits_beyond_the_hosts_memory_change_nothing(echo_deployed):
+    """Limits the hosts cannot hold are refused on every host before any replica is replaced."""
+    def ids() -> list[str]:
+        return [on_host(host, "docker", "ps", "-q", "--filter", "label=agentfactory.agent=echo").stdout
+                for host in range(1, HOSTS + 1)]
+
+    CATALOG.write_text(yaml.safe_dump(echo("small")))
+    assert agentfactory("deploy", "--yes").returncode == 0
+    before = ids()
+    greedy = echo("huge")
+    greedy["agentfactory_agents"][0]["resources"] = {"memory": "4096g"}
+    CATALOG.write_text(yaml.safe_dump(greedy))
+    try:
+        code, doc = run_json("deploy")
+        assert code == 2, doc
+        assert "memory limits of the replicas placed on" in json.dumps(doc), doc
+        assert ids() == before
+    finally:
+        CATALOG.write_text(yaml.safe_dump(echo("small")))

@@ -166,3 +166,12 @@ def test_a_bug_is_a_document_and_still_a_traceback(inventory, monkeypatch, capsy
         cli.main(["bootstrap", "-i", str(inventory), "--json"])
     doc = one_document(capsys)
     assert (doc["rc"], doc["status"], doc["error"]) == (1, "error", "internal error: RuntimeError: a bug")
+
+
+def test_a_failed_run_lists_its_failures_as_problems(tmp_path):
+    result = RunResult(status="failed", ansible_rc=2, hosts={}, artifacts=tmp_path, verb="deploy", failures=[
+        {"host": "web1", "task": "Check the memory", "kind": "failed", "message": "too much"},
+        {"host": "web2", "task": "", "kind": "unreachable", "message": "connection refused"}])
+    doc = jsondoc.run_document(result, rc=3)
+    assert doc["problems"] == ["web1: Check the memory: too much", "web2: connection refused"]
+    assert set(doc) >= SHAPE
