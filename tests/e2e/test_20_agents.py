@@ -59,8 +59,10 @@ def test_deploy_brings_every_replica_up_healthy(deployed):
     code, doc = status()
     assert code == 0, doc
     assert doc["healthy"] is True
-    assert doc["agents"]["alpha"] == {"desired": 2 * HOSTS, "running": 2 * HOSTS, "healthy": 2 * HOSTS, "hosts": HOSTS}
-    assert doc["agents"]["beta"] == {"desired": HOSTS, "running": HOSTS, "healthy": HOSTS, "hosts": HOSTS}
+    assert doc["agents"]["alpha"] == {"desired": 2 * HOSTS, "running": 2 * HOSTS, "healthy": 2 * HOSTS, "unknown": 0,
+                                      "hosts": HOSTS}
+    assert doc["agents"]["beta"] == {"desired": HOSTS, "running": HOSTS, "healthy": HOSTS, "unknown": 0,
+                                     "hosts": HOSTS}
     assert sorted(containers(1)) == ["alpha-0", "alpha-1", "beta-0"]
     # The secret is a file readable by the agent only, and is not in the container's env.
     mode = on_host(1, "stat", "-c", "%a %u", "/etc/agentfactory/agents/beta/secrets/API_KEY").stdout.split()
@@ -88,7 +90,8 @@ def test_second_deploy_changes_nothing_and_a_concurrent_one_is_turned_away(deplo
     refused = [doc for rc, doc in runs if rc == 75]
     ran = [doc for rc, doc in runs if rc == 0]
     assert len(refused) == 1 and len(ran) == 1, runs
-    assert "another run holds this fleet: `deploy`" in refused[0]["error"]
+    # The holder is the deploy, or its check-mode listing of what it would remove (`deploy-listing`).
+    assert "another run holds this fleet: `deploy" in refused[0]["error"]
     assert refused[0]["status"] == "not_run" and refused[0]["hosts"] == {}
     assert {h: c["changed"] for h, c in ran[0]["hosts"].items()} == dict.fromkeys(host_names(), 0)
     if code == 75:

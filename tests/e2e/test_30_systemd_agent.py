@@ -81,7 +81,7 @@ def test_systemd_agent_deploys_healthy(with_gamma):
     code, doc = run_json("status", "--agent", "gamma")
     assert code == 0, doc
     assert doc["agents"]["gamma"] == {"desired": 2 * HOSTS, "running": 2 * HOSTS, "healthy": 2 * HOSTS,
-                                      "hosts": HOSTS}
+                                      "unknown": 0, "hosts": HOSTS}
     assert {r["name"] for r in doc["replicas"]} == set(UNITS)
     user = on_host(2, "ps", "-o", "user=", "-C", "python3").stdout.split()
     assert "agentfa+" in user or "agentfactory" in user  # not root
