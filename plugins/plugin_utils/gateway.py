@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ansible_collections.agentfactory.fleet.plugins.plugin_utils.fleet import FleetError, plan
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.fleet import plan
 from ansible_collections.agentfactory.fleet.plugins.plugin_utils.targets import host_address
 
 __all__ = [
@@ -86,7 +86,7 @@ def _address(host: str, port: int) -> str:
 def _plan(agents, groups, defaults, replicas) -> list[dict[str, Any]]:
     try:
         return plan(agents, groups, defaults, replicas=replicas)
-    except (FleetError, ValueError) as exc:
+    except ValueError as exc:  # FleetError, or a bad override (fleet.replica_overrides)
         raise GatewayError(str(exc)) from None
 
 

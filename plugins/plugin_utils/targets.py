@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ansible_collections.agentfactory.fleet.plugins.plugin_utils.fleet import FleetError, plan
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.fleet import plan
 from ansible_collections.agentfactory.fleet.plugins.plugin_utils.placement import resolve_hosts
 
 # Inventory variable that overrides the address Prometheus uses for a host.
@@ -108,5 +108,5 @@ def agent_limits(agents: Iterable[Mapping[str, Any]] | None, groups: Mapping[str
 def _plan(agents, groups, defaults, replicas) -> list[dict[str, Any]]:
     try:
         return plan(agents, groups, defaults, replicas=replicas)
-    except (FleetError, ValueError) as exc:
+    except ValueError as exc:  # FleetError, or a bad override (fleet.replica_overrides)
         raise TargetError(str(exc)) from None
