@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from agentfactory_cli import errors
+from agentfactory_cli.display import clean
 from agentfactory_cli.inventory import Inventory
 from agentfactory_cli.model import fleet, placement
 
@@ -416,10 +417,12 @@ class Printer:
         self.lock = threading.Lock()
 
     def line(self, replica: Replica, text: str, when: datetime | None = None, stream=None) -> None:
+        """One line of a replica's output (or a note about it), its control characters escaped: an
+        agent's output must not move the cursor, retitle the terminal or fake another line."""
         stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ ") if self.timestamps and when else ""
         with self.lock:
             out = stream or self.out
-            out.write(stamp + (self.labels[replica] if self.prefix else "") + text + "\n")
+            out.write(stamp + (self.labels[replica] if self.prefix else "") + clean(text) + "\n")
             out.flush()
 
 

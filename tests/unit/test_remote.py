@@ -177,6 +177,18 @@ def test_other_lines_are_no_log_lines(line):
     assert remote.log_line("docker", line) is None
 
 
+def test_printed_log_lines_cannot_drive_the_terminal():
+    """An agent's output reaches the operator's terminal as text: escapes and a lone CR are shown,
+    never obeyed (here a retitle, a clear screen and an overwritten line)."""
+    out = io.StringIO()
+    replicas = remote.select("bot", fleet(replicas=1), None)
+    printer = remote.Printer(replicas, out=out)
+    printer.line(replicas[0], "ok\x1b]0;owned\x07\x1b[2J\rFAKE line")
+    printed = out.getvalue()
+    assert "\x1b" not in printed and "\r" not in printed and "\x07" not in printed
+    assert printed.endswith("ok\\x1b]0;owned\\x07\\x1b[2J\\rFAKE line\n")
+
+
 SHOW = """LoadState=loaded
 User=agentfactory
 Group=agentfactory
