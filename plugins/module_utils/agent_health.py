@@ -2,16 +2,16 @@
 # Apache License 2.0 (see galaxy.yml)
 """Pure helpers of the agentfactory.fleet.agent_health module.
 
-Everything here is a plain function over text or dicts (parse ``docker inspect`` / ``docker
-stats`` / ``systemctl show`` output, build one record per replica, decide health, word the
-failure), so it can be unit tested without a host. The one exception is ``_probe``: a single
-HTTP GET to the address and port a replica of this host listens on. The module itself runs the commands and the loop.
+Everything here is a plain function over text or dicts (read the Docker engine's container
+and stats answers and ``systemctl show`` output, build one record per replica, decide health,
+word the failure), so it can be unit tested without a host. The one exception is ``_probe``: a
+single HTTP GET to the address and port a replica of this host listens on. The module itself
+asks the engine and systemctl, and runs the loop.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 import re
 import shlex
 import socket
@@ -90,22 +90,6 @@ _RECORD_KEYS = (
     "memory_bytes",
 )
 
-_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-    "tb": 1000**4,
-    "pb": 1000**5,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-    "tib": 1024**4,
-    "pib": 1024**5,
-}
 _TIME_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?\s*(Z|[+-]\d\d:?\d\d)?$")
 
 
@@ -137,29 +121,6 @@ def _uint(value):
     if number is None or number < 0 or number >= _UINT64_MAX:
         return None
     return number
-
-
-def _parse_size(text):
-    """Bytes from a Docker size: '12.5MiB', '1.2GiB', '800kB', '512B', '0B'. None if unreadable."""
-    if text is None:
-        return None
-    match = _SIZE_RE.match(str(text))
-    if not match:
-        return None
-    factor = _SIZE_UNITS.get(match.group(2).lower())
-    if factor is None:
-        return None
-    return round(float(match.group(1)) * factor)
-
-
-def _parse_percent(text):
-    """A float from '12.34%'; None for '--' or anything unreadable."""
-    if text is None:
-        return None
-    try:
-        return float(str(text).strip().rstrip("%"))
-    except ValueError:
-        return None
 
 
 def _parse_time(text):
@@ -312,16 +273,10 @@ def _parse_lines(text):
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
-def _parse_docker_inspect(text, now=None):
-    """The containers of a `docker inspect` answer (a JSON list), each as a flat dict."""
-    try:
-        data = json.loads(text or "[]")
-    except ValueError as exc:
-        raise _AgentHealthError(f"cannot read the output of docker inspect: {exc}") from exc
-    if not isinstance(data, list):
-        raise _AgentHealthError("cannot read the output of docker inspect: not a JSON list")
+def _docker_containers(items, now=None):
+    """The containers of the engine's inspect answers (GET /containers/{id}/json), each flat."""
     now = now or datetime.now(_UTC)
-    return [_docker_container(item, now) for item in data if isinstance(item, dict)]
+    return [_docker_container(item, now) for item in items or [] if isinstance(item, dict)]
 
 
 def _published(container):
@@ -373,36 +328,69 @@ def _docker_container(item, now):
         "health_path": labels.get(_LABEL_HEALTH_PATH),
         "docker_health": (state.get("Health") or {}).get("Status"),
         "state_error": state.get("Error") or None,
+        "main_pid": _int(state.get("Pid")) or None,
     }
 
 
-def _parse_docker_stats(text):
-    """`docker stats --no-stream --format '{{json .}}'`: {name or id: {cpu_percent, memory_bytes}}."""
-    stats = {}
-    for line in _parse_lines(text):
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(row, dict):
-            continue
-        usage = str(row.get("MemUsage") or "").split("/")[0]
-        entry = {"cpu_percent": _parse_percent(row.get("CPUPerc")), "memory_bytes": _parse_size(usage)}
-        for key in ("Name", "ID", "Container"):
-            if row.get(key):
-                stats[str(row[key]).lstrip("/")] = entry
-    return stats
+def _cgroup_usage(proc_cgroup, read, root="/sys/fs/cgroup"):
+    """(CPU nanoseconds so far, memory bytes) of a process's cgroup, from its counter files.
+
+    `proc_cgroup`: the text of /proc/<pid>/cgroup; `read(path)`: a file's text, or None. cgroup
+    v1 (cpuacct and memory controllers) and v2 (the unified hierarchy) alike; memory less the
+    inactive page cache, like `docker stats`. (None, None) when the files cannot be read.
+    """
+    paths = {}
+    for line in (proc_cgroup or "").splitlines():
+        parts = line.strip().split(":", 2)
+        if len(parts) == 3:
+            for controller in parts[1].split(","):
+                paths[controller] = parts[2]
+    if "cpuacct" in paths and "memory" in paths:
+        cpu = _int(read(f"{root}/cpuacct{paths['cpuacct']}/cpuacct.usage"))
+        memory_dir, usage_file, cache_key = (
+            f"{root}/memory{paths['memory']}",
+            "memory.usage_in_bytes",
+            "total_inactive_file",
+        )
+    elif "" in paths:
+        base = f"{root}{paths['']}"
+        usec = _int(_stat_value(read(f"{base}/cpu.stat"), "usage_usec"))
+        cpu = usec * 1000 if usec is not None else None
+        memory_dir, usage_file, cache_key = base, "memory.current", "inactive_file"
+    else:
+        return None, None
+    memory = _uint(read(f"{memory_dir}/{usage_file}"))
+    cache = _uint(_stat_value(read(f"{memory_dir}/memory.stat"), cache_key))
+    if memory is not None and cache is not None and cache < memory:
+        memory -= cache
+    return (cpu if cpu is not None and cpu >= 0 else None), memory
 
 
-def _stats_for(stats, container_id, name):
-    """The stats row of a container: by name, full ID, or an ID prefix (`docker stats` truncates)."""
-    if name in stats:
-        return stats[name]
-    if container_id:
-        for key, entry in stats.items():
-            if len(key) >= 12 and container_id.startswith(key):
-                return entry
+def _stat_value(text, key):
+    """The value of `key` in a cgroup stat file ("key value" lines), as text; None if absent."""
+    for line in (text or "").splitlines():
+        name, _, value = line.partition(" ")
+        if name == key:
+            return value.strip()
     return None
+
+
+def _container_usage(sample):
+    """(CPU nanoseconds so far, memory bytes) of one stats sample (GET /containers/{id}/stats).
+
+    Memory as `docker stats` shows it: the cgroup's usage less its inactive page cache
+    (``inactive_file`` on cgroup v2, ``total_inactive_file`` on v1).
+    """
+    sample = sample if isinstance(sample, dict) else {}
+    cpu = _uint(((sample.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage"))
+    memory_stats = sample.get("memory_stats") or {}
+    memory = _uint(memory_stats.get("usage"))
+    if memory is not None:
+        counters = memory_stats.get("stats") or {}
+        cache = _uint(counters.get("inactive_file", counters.get("total_inactive_file")))
+        if cache is not None and cache < memory:
+            memory -= cache
+    return cpu, memory
 
 
 # --------------------------------------------------------------------------------------------

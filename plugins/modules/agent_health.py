@@ -16,8 +16,8 @@ description:
   - "Docker replicas are the containers labelled C(agentfactory.agent=<name>) and
     C(agentfactory.replica=<i>) (named C(<name>-<i>)); systemd replicas are the units
     C(agentfactory-<name>@<i>.service)."
-  - Read-only. It runs C(docker ps), C(docker inspect), C(docker stats) and C(systemctl) and
-    needs no Docker SDK.
+  - Read-only. It asks the Docker engine on its socket C(/var/run/docker.sock) with the Python
+    standard library (no Docker SDK, no C(docker) command) and runs C(systemctl).
   - With O(wait_healthy=true) it polls until every desired replica is running and healthy and
     fails at O(timeout) with a message that names every replica still unhealthy and why.
 version_added: 0.1.0
@@ -154,9 +154,10 @@ options:
     type: float
   stats:
     description:
-      - Report CPU % and memory per running replica, from one C(docker stats --no-stream) call
-        for the containers and from two samples of C(CPUUsageNSec) plus C(MemoryCurrent) for
-        the units.
+      - Report CPU % and memory per running replica. CPU % comes from two samples of the CPU
+        time half a second apart, memory from the second (less the page cache, like C(docker
+        stats)). A container's counters are read from its cgroup files (v1 or v2), or asked of
+        the engine when those cannot be read; a unit's are C(CPUUsageNSec) and C(MemoryCurrent).
       - When systemd does not account a unit's CPU (C(CPUAccounting=no), common on cgroup v1
         hosts), its main process's CPU time from C(/proc) is sampled instead.
     type: bool
@@ -165,8 +166,8 @@ notes:
   - Probes go to the address a replica is bound to on this host (the host IP of a container's
     published port, C(AGENT_HOST) or C(--host) of a unit; 127.0.0.1 for a replica bound to every
     address), without proxy and without following redirects.
-  - Fails when an agent with runtime C(docker) is requested and the C(docker) command is missing
-    or cannot reach the daemon.
+  - Fails when an agent with runtime C(docker) is requested and the Docker engine's socket is
+    missing or the engine does not answer.
 seealso:
   - name: The agentfactory design
     description: The agent catalog and the labels the agent role puts on containers.
@@ -368,12 +369,13 @@ from datetime import datetime  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.agentfactory.fleet.plugins.module_utils import agent_health as _ah  # noqa: E402
+from ansible_collections.agentfactory.fleet.plugins.module_utils import docker_api  # noqa: E402
 
 # The clock and the pause of the module, replaced by the unit tests.
 _clock = time.monotonic
 _sleep = time.sleep
 
-_MIN_CPU_SAMPLE_SECONDS = 0.5  # between the two CPUUsageNSec samples of the units
+_MIN_CPU_SAMPLE_SECONDS = 0.5  # between the two CPU time samples of a replica
 _MAX_PROBE_THREADS = 16
 
 
@@ -421,6 +423,15 @@ def _argument_spec():
     )
 
 
+def _read_text(path):
+    """A small kernel file's text (/proc, /sys/fs/cgroup); None when it cannot be read."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            return handle.read(65536)
+    except OSError:
+        return None
+
+
 def _process_cpu_nsec(pid):
     """CPU time of a unit's main process, when systemd does not account the unit's CPU."""
     if not pid:
@@ -435,11 +446,12 @@ def _process_cpu_nsec(pid):
 
 
 class _Host:
-    """The commands the module runs on the host; everything they print is parsed in _ah."""
+    """What the module asks the host (the Docker engine, systemctl); the answers are read in _ah."""
 
     def __init__(self, module, specs):
         self.module = module
-        self.docker = module.get_bin_path("docker")
+        self.engine = docker_api.Engine()
+        self.docker = self.engine.available()
         self.systemctl = module.get_bin_path("systemctl")
         discover = self.discover = specs is None
         docker_agents = [s["name"] for s in specs or [] if s["runtime"] == "docker"]
@@ -447,8 +459,8 @@ class _Host:
         needed = [s["name"] for s in specs or [] if s["runtime"] == "docker" and s["replicas"] > 0]
         if needed and not self.docker:
             module.fail_json(
-                msg="docker is not installed on this host (no docker command in PATH), but "
-                f"{_ah._agents_phrase(needed, 'use')} runtime docker"
+                msg=f"the Docker engine is not running on this host (no socket {self.engine.socket_path}), "
+                f"but {_ah._agents_phrase(needed, 'use')} runtime docker"
             )
         needed = [s["name"] for s in specs or [] if s["runtime"] == "systemd" and s["replicas"] > 0]
         if needed and not self.systemctl:
@@ -458,6 +470,8 @@ class _Host:
         self.use_docker = bool(self.docker) and (discover or bool(docker_agents))
         self.use_systemd = bool(self.systemctl) and (discover or bool(systemd_agents))
         self.units_sampled_at = None
+        self.container_samples = {}  # container ID -> CPU nanoseconds at the first sample
+        self.containers_sampled_at = None
 
     def _run(self, argv, what):
         rc, out, err = self.module.run_command(argv)
@@ -467,34 +481,45 @@ class _Host:
 
     # -- docker -------------------------------------------------------------------------------
 
-    def containers(self):
+    def containers(self, sample=False):
+        """Every agent container, inspected; with `sample`, the running ones' CPU time too."""
         if not self.use_docker:
             return []
-        out = self._run(
-            [self.docker, "ps", "--all", "--no-trunc", "--filter", "label=" + _ah._LABEL_AGENT, "--format", "{{.ID}}"],
-            "listing the agent containers (docker ps)",
-        )
-        ids = _ah._parse_lines(out)
-        if not ids:
-            return []
-        rc, out, err = self.module.run_command([self.docker, "inspect", "--type", "container", *ids])
-        # A container removed between ps and inspect makes rc 1; the others are still printed.
-        if rc != 0 and not out.strip().startswith("["):
-            self.module.fail_json(msg=f"docker inspect failed (rc {rc}): {err.strip()}", rc=rc)
         try:
-            return _ah._parse_docker_inspect(out)
-        except _ah._AgentHealthError as exc:
-            self.module.fail_json(msg=str(exc))
+            found = self.engine.containers(_ah._LABEL_AGENT)
+            # A container removed between the listing and its inspection is left out.
+            items = [item for item in (self.engine.inspect(c.get("Id", "")) for c in found) if item]
+        except docker_api.EngineError as exc:
+            self.module.fail_json(msg=f"listing the agent containers failed: {exc}")
+        containers = _ah._docker_containers(items)
+        if sample:
+            running = [(c["id"], c["main_pid"]) for c in containers if c["running"]]
+            self.container_samples = {ident: usage[0] for ident, usage in self.container_usage(running).items()}
+            self.containers_sampled_at = _clock()
+        return containers
 
-    def container_stats(self, ids):
-        if not ids:
-            return {}
-        rc, out, err = self.module.run_command(
-            [self.docker, "stats", "--no-stream", "--no-trunc", "--format", "{{json .}}", *ids]
-        )
-        if rc != 0:
-            self.module.warn(f"docker stats failed, no container statistics: {err.strip()}")
-        return _ah._parse_docker_stats(out)
+    def container_usage(self, containers):
+        """{container ID: (CPU nanoseconds, memory bytes)} of [(ID, main PID)]: read from the
+        container's cgroup files, which is instant; else one stats sample from the engine, which
+        can wait up to a second for the engine's collector."""
+        usages, ask = {}, []
+        for ident, pid in containers:
+            usage = _ah._cgroup_usage(_read_text(f"/proc/{pid}/cgroup"), _read_text) if pid else (None, None)
+            if usage[0] is None:
+                ask.append(ident)
+            else:
+                usages[ident] = usage
+
+        def sample(ident):
+            try:
+                return _ah._container_usage(self.engine.stats(ident))
+            except docker_api.EngineError:
+                return None  # stopped or removed since the listing
+
+        if ask:
+            with ThreadPoolExecutor(max_workers=min(_MAX_PROBE_THREADS, len(ask))) as pool:
+                usages.update((i, u) for i, u in zip(ask, pool.map(sample, ask), strict=True) if u)
+        return usages
 
     # -- systemd ------------------------------------------------------------------------------
 
@@ -553,10 +578,10 @@ class _Host:
         return {props.get("Id"): props for props in _ah._parse_systemctl_show(out)}, elapsed
 
 
-def _observe(module, host, specs):
-    """One look at every replica: state from docker/systemctl, then the health probes."""
+def _observe(module, host, specs, sample=False):
+    """One look at every replica: state from the engine and systemctl, then the health probes."""
     params = module.params
-    containers = host.containers()
+    containers = host.containers(sample)
     unit_names = set()
     if host.use_systemd:
         unit_names = host.unit_names()
@@ -584,13 +609,16 @@ def _observe(module, host, specs):
 def _add_stats(host, records):
     running = [r for r in records if r["running"]]
     containers = [r for r in running if r["runtime"] == "docker"]
-    if containers and host.use_docker:
-        stats = host.container_stats([r["_id"] or r["name"] for r in containers])
+    if containers and host.containers_sampled_at is not None:
+        wait = _MIN_CPU_SAMPLE_SECONDS - (_clock() - host.containers_sampled_at)
+        if wait > 0:
+            _sleep(wait)
+        usages = host.container_usage([(r["_id"], r["_main_pid"]) for r in containers])
+        elapsed = _clock() - host.containers_sampled_at
         for record in containers:
-            entry = _ah._stats_for(stats, record["_id"], record["name"])
-            if entry:
-                record["cpu_percent"] = entry["cpu_percent"]
-                record["memory_bytes"] = entry["memory_bytes"]
+            if record["_id"] in usages:
+                after, record["memory_bytes"] = usages[record["_id"]]
+                record["cpu_percent"] = _ah._cpu_percent(host.container_samples.get(record["_id"]), after, elapsed)
     units = [r for r in running if r["runtime"] == "systemd"]
     if units and host.use_systemd:
         samples, elapsed = host.unit_stats([r["name"] for r in units])
@@ -632,7 +660,7 @@ def main():
     deadline = _clock() + params["timeout"]
     timed_out = False
     while True:
-        records = _observe(module, host, specs)
+        records = _observe(module, host, specs, sample=params["stats"])
         agents, healthy, unhealthy = _ah._summarise(records, specs)
         if not params["wait_healthy"] or healthy:
             break

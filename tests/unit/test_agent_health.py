@@ -1,8 +1,8 @@
 """The agent_health module: its pure helpers (module_utils) and main() with a fake host.
 
-main() runs with a patched run_command (docker / systemctl answers from the fixtures below),
-a patched probe, and exit_json / fail_json that raise. The real probe is tested against a small
-HTTP server on 127.0.0.1 only.
+main() runs with a fake Docker engine and a patched run_command (the engine's and systemctl's
+answers from the fixtures below), a patched probe, and exit_json / fail_json that raise. The
+real probe is tested against a small HTTP server on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def _collections_dir() -> Path:
 sys.path.insert(0, str(_collections_dir()))
 
 from ansible_collections.agentfactory.fleet.plugins.module_utils import agent_health as ah  # noqa: E402
+from ansible_collections.agentfactory.fleet.plugins.module_utils import docker_api  # noqa: E402
 from ansible_collections.agentfactory.fleet.plugins.modules import agent_health as mod  # noqa: E402
 
 _REAL_EXIT_JSON = basic.AnsibleModule.exit_json
@@ -49,7 +50,7 @@ NOW = datetime(2025, 1, 31, 12, 0, 0, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------------------------
-# Fixtures: what docker and systemctl print
+# Fixtures: what the Docker engine answers and systemctl prints
 
 
 def container(
@@ -67,7 +68,8 @@ def container(
     published=None,
     bound="0.0.0.0",
 ):
-    """One element of `docker inspect` output, following the agent role's contract."""
+    """A container as the engine describes it (GET /containers/{id}/json), following the agent
+    role's contract."""
     all_labels = {
         "agentfactory.agent": agent,
         "agentfactory.replica": str(replica),
@@ -109,14 +111,21 @@ FLEET = [
     container("crashy-0", "crashy", 0, "restarting", port=18110, restarts=7, exit_code=3),
 ]
 
-STATS = "\n".join(
-    json.dumps(row)
-    for row in [
-        {"ID": FLEET[0]["Id"], "Name": "good-0", "CPUPerc": "0.50%", "MemUsage": "20MiB / 7.6GiB"},
-        {"ID": FLEET[1]["Id"], "Name": "good-1", "CPUPerc": "1.25%", "MemUsage": "1.5GiB / 7.6GiB"},
-        {"ID": FLEET[2]["Id"][:12], "Name": "sick-0", "CPUPerc": "0.00%", "MemUsage": "800kB / 7.6GiB"},
-    ]
-)
+
+def sample(cpu_nsec, usage, inactive_file=0):
+    """One stats sample (GET /containers/{id}/stats?one-shot=true) with the fields read."""
+    return {
+        "cpu_stats": {"cpu_usage": {"total_usage": cpu_nsec}},
+        "memory_stats": {"usage": usage, "stats": {"inactive_file": inactive_file}},
+    }
+
+
+# Two samples per running container, half a second apart: CPU % = the CPU time between them.
+STATS = {
+    FLEET[0]["Id"]: [sample(10_000_000_000, 24 * 1024**2), sample(10_002_500_000, 24 * 1024**2, 4 * 1024**2)],
+    FLEET[1]["Id"]: [sample(1_000_000, int(1.5 * 1024**3)), sample(7_250_000, int(1.5 * 1024**3))],
+    FLEET[2]["Id"]: [sample(5, 800_000), sample(5, 800_000)],
+}
 
 
 def unit_show(
@@ -162,40 +171,7 @@ SYSAGENT_EXEC = (
 
 
 # --------------------------------------------------------------------------------------------
-# Sizes, percentages, times
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("12.5MiB", 13_107_200),
-        ("20MiB", 20 * 1024**2),
-        ("1.5GiB", int(1.5 * 1024**3)),
-        ("7.637GiB", round(7.637 * 1024**3)),
-        ("1KiB", 1024),
-        ("800kB", 800_000),
-        ("800KB", 800_000),
-        ("2GB", 2_000_000_000),
-        ("3.2MB", 3_200_000),
-        ("512B", 512),
-        ("0B", 0),
-        (" 12 MiB ", 12 * 1024**2),
-        ("1TiB", 1024**4),
-        ("--", None),
-        ("", None),
-        ("12XB", None),
-        (None, None),
-    ],
-)
-def test_parse_size(text, expected):
-    assert ah._parse_size(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"), [("0.50%", 0.5), ("123.4%", 123.4), ("0%", 0.0), ("--", None), (None, None)]
-)
-def test_parse_percent(text, expected):
-    assert ah._parse_percent(text) == expected
+# Counters and times
 
 
 @pytest.mark.parametrize(
@@ -225,8 +201,8 @@ def test_cpu_percent_from_two_samples():
 # docker
 
 
-def test_parse_docker_inspect_follows_the_contract():
-    parsed = {c["name"]: c for c in ah._parse_docker_inspect(json.dumps(FLEET), now=NOW)}
+def test_docker_containers_follow_the_contract():
+    parsed = {c["name"]: c for c in ah._docker_containers(FLEET, now=NOW)}
     good = parsed["good-0"]
     assert good["agent"] == "good"
     assert good["replica"] == 0
@@ -250,10 +226,10 @@ def test_parse_docker_inspect_follows_the_contract():
     assert (crashy["state"], crashy["running"], crashy["restarts"], crashy["exit_code"]) == ("restarting", False, 7, 3)
 
 
-def test_parse_docker_inspect_falls_back_to_name_and_published_port():
+def test_docker_containers_fall_back_to_name_and_published_port():
     item = container("legacy-3", "legacy", 3, published=28080)
     del item["Config"]["Labels"]["agentfactory.replica"]
-    (parsed,) = ah._parse_docker_inspect(json.dumps([item]), now=NOW)
+    (parsed,) = ah._docker_containers([item], now=NOW)
     assert parsed["replica"] == 3
     assert (parsed["address"], parsed["host_port"]) == ("0.0.0.0", 28080)
 
@@ -261,28 +237,55 @@ def test_parse_docker_inspect_falls_back_to_name_and_published_port():
 def test_replicas_are_probed_where_they_are_bound():
     # The agent role publishes a replica on the host's fleet address only: the probe goes there.
     specs = ah._agent_specs([{"name": "bound", "host_port": 28080}])
-    items = [container("bound-0", "bound", 0, published=28080, bound="10.0.0.5"),
-             container("bound-1", "bound", 1, published=28081, bound="fd00::5")]
-    containers = ah._parse_docker_inspect(json.dumps(items), now=NOW)
+    items = [
+        container("bound-0", "bound", 0, published=28080, bound="10.0.0.5"),
+        container("bound-1", "bound", 1, published=28081, bound="fd00::5"),
+    ]
+    containers = ah._docker_containers(items, now=NOW)
     records = ah._build_records(specs, containers, [])
     assert [r["url"] for r in records] == ["http://10.0.0.5:28080/healthz", "http://[fd00::5]:28081/healthz"]
     assert ah._probe_url(18080, "healthz", "::") == "http://[::1]:18080/healthz"
 
 
-def test_parse_docker_inspect_rejects_garbage():
-    with pytest.raises(ah._AgentHealthError, match="docker inspect"):
-        ah._parse_docker_inspect("Error: no such object")
-    assert ah._parse_docker_inspect("") == []
+V1_CGROUP = "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n0::/docker/abc\n"
+V2_CGROUP = "0::/system.slice/docker-abc.scope\n"
+CGROUP_FILES = {
+    "/sys/fs/cgroup/cpuacct/docker/abc/cpuacct.usage": "11936521448\n",
+    "/sys/fs/cgroup/memory/docker/abc/memory.usage_in_bytes": "20000000\n",
+    "/sys/fs/cgroup/memory/docker/abc/memory.stat": "cache 9\ninactive_file 7\ntotal_inactive_file 3500000\n",
+    "/sys/fs/cgroup/system.slice/docker-abc.scope/cpu.stat": "usage_usec 2500\nuser_usec 2000\n",
+    "/sys/fs/cgroup/system.slice/docker-abc.scope/memory.current": "30000000\n",
+    "/sys/fs/cgroup/system.slice/docker-abc.scope/memory.stat": "anon 1\ninactive_file 10000000\n",
+}
 
 
-def test_parse_docker_stats():
-    stats = ah._parse_docker_stats(STATS + "\nnot json\n")
-    assert stats["good-0"] == {"cpu_percent": 0.5, "memory_bytes": 20 * 1024**2}
-    assert stats["good-1"]["memory_bytes"] == int(1.5 * 1024**3)
-    assert stats["sick-0"] == {"cpu_percent": 0.0, "memory_bytes": 800_000}
-    # docker stats without --no-trunc prints 12-character IDs: found by prefix.
-    assert ah._stats_for({FLEET[2]["Id"][:12]: {"x": 1}}, FLEET[2]["Id"], "renamed") == {"x": 1}
-    assert ah._stats_for(stats, "f" * 64, "nope") is None
+def test_cgroup_usage_v1_and_v2():
+    assert ah._cgroup_usage(V1_CGROUP, CGROUP_FILES.get) == (11_936_521_448, 16_500_000)
+    assert ah._cgroup_usage(V2_CGROUP, CGROUP_FILES.get) == (2_500_000, 20_000_000)
+
+
+def test_cgroup_usage_without_readable_files():
+    assert ah._cgroup_usage(V2_CGROUP, lambda path: None) == (None, None)
+    assert ah._cgroup_usage(None, CGROUP_FILES.get) == (None, None)
+    assert ah._cgroup_usage("garbage", CGROUP_FILES.get) == (None, None)
+
+
+def test_docker_containers_skip_what_is_not_a_container():
+    assert ah._docker_containers([None, "x", 3]) == []
+    assert ah._docker_containers(None) == []
+
+
+def test_container_usage_leaves_out_the_page_cache():
+    assert ah._container_usage(sample(42, 30 * 1024**2, 10 * 1024**2)) == (42, 20 * 1024**2)
+    # cgroup v1 names it total_inactive_file
+    v1 = {
+        "cpu_stats": {"cpu_usage": {"total_usage": 7}},
+        "memory_stats": {"usage": 1000, "stats": {"total_inactive_file": 400}},
+    }
+    assert ah._container_usage(v1) == (7, 600)
+    # a stopped container's sample has no counters
+    assert ah._container_usage({"cpu_stats": {}, "memory_stats": {}}) == (None, None)
+    assert ah._container_usage(None) == (None, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -452,7 +455,7 @@ def test_agent_specs_reports_every_problem():
 
 
 def _containers():
-    return ah._parse_docker_inspect(json.dumps(FLEET), now=NOW)
+    return ah._docker_containers(FLEET, now=NOW)
 
 
 def test_build_records_from_the_catalog_marks_missing_and_extra():
@@ -482,8 +485,8 @@ def test_build_records_from_the_catalog_marks_missing_and_extra():
 
 
 def test_build_records_prefers_the_contract_name_for_duplicates():
-    items = ah._parse_docker_inspect(
-        json.dumps([container("good-0-old", "good", 0, "exited"), container("good-0", "good", 0)]), now=NOW
+    items = ah._docker_containers(
+        [container("good-0-old", "good", 0, "exited"), container("good-0", "good", 0)], now=NOW
     )
     specs = ah._agent_specs([{"name": "good", "replicas": 1, "host_port": 18080}])
     records = ah._build_records(specs, items, [])
@@ -579,9 +582,8 @@ def test_summarise_and_failure_message():
 
 def test_failure_message_in_the_documented_words():
     specs = ah._agent_specs([{"name": "support-bot", "replicas": 3, "host_port": 18080}])
-    items = ah._parse_docker_inspect(
-        json.dumps([container("support-bot-0", "support-bot", 0), container("support-bot-1", "support-bot", 1)]),
-        now=NOW,
+    items = ah._docker_containers(
+        [container("support-bot-0", "support-bot", 0), container("support-bot-1", "support-bot", 1)], now=NOW
     )
     records = ah._build_records(specs, items, [])
     ah._judge(records[0], OK)
@@ -705,28 +707,36 @@ def _fail_json(self, msg, **kwargs):
 
 
 class FakeHost:
-    """Answers the commands agent_health runs, and records them."""
+    """Answers what agent_health asks the engine and systemctl, and records it."""
 
-    def __init__(self, containers=(), stats=STATS, units=(), unit_list="", ps_rc=0):
+    def __init__(self, containers=(), stats=STATS, units=(), unit_list="", engine_down=False):
         self.containers = list(containers)
-        self.stats = stats
+        self.stats = {ident: list(samples) for ident, samples in stats.items()}
         self.units = {u.split("\n", 1)[0][len("Id=") :]: u for u in units}
         self.unit_list = unit_list
-        self.ps_rc = ps_rc
+        self.engine_down = engine_down
         self.calls = []
 
+    # the engine (docker_api.Engine)
+    def engine_call(self, what, ident=None):
+        self.calls.append(["engine", what, *([ident] if ident else [])])
+        if self.engine_down:
+            raise docker_api.EngineError(
+                "cannot reach the Docker engine at /var/run/docker.sock: [Errno 111] Connection refused"
+            )
+        if what == "containers":
+            return [{"Id": c["Id"], "Names": [c["Name"]]} for c in self.containers]
+        if what == "inspect":
+            return next((c for c in self.containers if c["Id"] == ident), None)
+        samples = self.stats.get(ident)
+        if not samples:
+            raise docker_api.EngineError("No such container", 404)
+        return samples.pop(0) if len(samples) > 1 else samples[0]
+
+    # systemctl (run_command)
     def __call__(self, module, args, **kwargs):
         self.calls.append(list(args))
         tool, verb = Path(args[0]).name, args[1]
-        if tool == "docker" and verb == "ps":
-            if self.ps_rc:
-                return self.ps_rc, "", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock."
-            return 0, "".join(c["Id"] + "\n" for c in self.containers), ""
-        if tool == "docker" and verb == "inspect":
-            wanted = set(args[4:])
-            return 0, json.dumps([c for c in self.containers if c["Id"] in wanted]), ""
-        if tool == "docker" and verb == "stats":
-            return 0, self.stats, ""
         if tool == "systemctl" and verb == "list-units":
             return (0, self.unit_list, "") if self.unit_list else (1, "", "")
         if tool == "systemctl" and verb == "list-unit-files":
@@ -757,10 +767,12 @@ class FakeClock:
 
 @pytest.fixture
 def host(monkeypatch):
-    """A host with docker and systemd; set .fake to change what they answer."""
+    """A host with a Docker engine and systemd; set .fake to change what they answer,
+    .engine to False for a host without the engine's socket."""
     state = {
         "fake": FakeHost(FLEET),
-        "bins": {"docker": "/usr/bin/docker", "systemctl": "/usr/bin/systemctl"},
+        "engine": True,
+        "bins": {"systemctl": "/usr/bin/systemctl"},
         "probes": {},
         "probed": [],
     }
@@ -778,7 +790,24 @@ def host(monkeypatch):
             return answers.pop(0) if len(answers) > 1 else answers[0]
         return answers
 
+    class FakeEngine:
+        socket_path = docker_api.DEFAULT_SOCKET
+
+        def available(self):
+            return state["engine"]
+
+        def containers(self, label):
+            assert label == "agentfactory.agent"
+            return state["fake"].engine_call("containers")
+
+        def inspect(self, ident):
+            return state["fake"].engine_call("inspect", ident)
+
+        def stats(self, ident):
+            return state["fake"].engine_call("stats", ident)
+
     clock = FakeClock()
+    monkeypatch.setattr(mod.docker_api, "Engine", FakeEngine)
     monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
@@ -827,22 +856,38 @@ def test_main_discovers_containers_and_units(host):
     assert replicas["crashy-0"]["restarts"] == 7
     assert replicas["good-0"]["memory_bytes"] == 20 * 1024**2
     assert replicas["good-0"]["cpu_percent"] == 0.5
-    assert replicas["sick-0"]["memory_bytes"] == 800_000  # matched by the short ID
+    assert replicas["good-1"]["cpu_percent"] == 1.25
+    assert replicas["sick-0"]["memory_bytes"] == 800_000
     unit = replicas["agentfactory-sysagent@0.service"]
     assert (unit["state"], unit["health"], unit["host_port"]) == ("active", "healthy", 19100)
     assert unit["memory_bytes"] == 41_943_040
     assert unit["cpu_percent"] == 0.0  # the same CPUUsageNSec twice
     assert host["clock"].sleeps == [mod._MIN_CPU_SAMPLE_SECONDS]  # between the two samples
-    # one docker ps, one inspect, one stats for the whole host
+    # one listing, one inspection per container, two samples per running container
     fake = host["fake"]
-    assert len(fake.commands("docker", "ps")) == 1
-    assert len(fake.commands("docker", "inspect")) == 1
-    (stats,) = fake.commands("docker", "stats")
-    assert "--no-stream" in stats
-    assert sorted(stats[6:]) == sorted(c["Id"] for c in FLEET[:3])  # running containers only
+    assert len(fake.commands("engine", "containers")) == 1
+    assert sorted(c[2] for c in fake.commands("engine", "inspect")) == sorted(c["Id"] for c in FLEET)
+    stats = sorted(c[2] for c in fake.commands("engine", "stats"))
+    assert stats == sorted(2 * [c["Id"] for c in FLEET[:3]])  # running containers only
     # probes go to loopback only, with the default timeout
     assert {url.split("/")[2].split(":")[0] for url, _ in host["probed"]} == {"127.0.0.1"}
     assert {timeout for _, timeout in host["probed"]} == {5.0}
+
+
+def test_main_reads_container_counters_from_the_cgroup(host, monkeypatch):
+    item = container("good-0", "good", 0, port=18080)
+    item["State"]["Pid"] = 4242
+    host["fake"] = FakeHost([item])
+    usage = iter(["1000000000", "1250000000"])  # 0.25 s of CPU between the two samples
+    files = {**CGROUP_FILES, "/proc/4242/cgroup": V1_CGROUP}
+
+    def read(path):
+        return next(usage) if path.endswith("cpuacct.usage") else files.get(path)
+
+    monkeypatch.setattr(mod, "_read_text", read)
+    (replica,) = run_module({})["replicas"]
+    assert (replica["cpu_percent"], replica["memory_bytes"]) == (50.0, 16_500_000)
+    assert not host["fake"].commands("engine", "stats")  # the engine's collector is not waited for
 
 
 def test_main_samples_the_main_process_without_cpu_accounting(host, monkeypatch):
@@ -871,7 +916,7 @@ def test_main_with_the_catalog_reports_missing_replicas(host):
     assert replicas["good-2"]["state"] == "missing"
     assert replicas["agentfactory-sysagent@0.service"]["state"] == "missing"
     assert replicas["good-0"]["cpu_percent"] is None
-    assert not host["fake"].commands("docker", "stats")
+    assert not host["fake"].commands("engine", "stats")
     assert {timeout for _, timeout in host["probed"]} == {2.0}
 
 
@@ -888,7 +933,7 @@ def test_main_waits_until_healthy(host):
     assert result["healthy"] is True
     assert result["agents"]["good"]["healthy"] == 2
     assert host["clock"].sleeps == [2, 2]
-    assert len(host["fake"].commands("docker", "ps")) == 3
+    assert len(host["fake"].commands("engine", "containers")) == 3
 
 
 def test_main_wait_times_out_naming_each_replica(host):
@@ -899,7 +944,8 @@ def test_main_wait_times_out_naming_each_replica(host):
     assert result["changed"] is False
     assert result["healthy"] is False
     assert result["unhealthy"] == ["sick-0", "sick-1"]
-    assert host["clock"].sleeps == [2, 2, 1]  # the last poll lands on the deadline
+    # the last poll lands on the deadline; then half a second between the CPU samples
+    assert host["clock"].sleeps == [2, 2, 1, mod._MIN_CPU_SAMPLE_SECONDS]
 
 
 def test_main_does_not_fail_on_unhealthy_without_waiting(host):
@@ -916,34 +962,39 @@ def test_main_in_check_mode_reports_no_change(host):
 
 
 def test_main_fails_clearly_without_docker(host):
-    host["bins"] = {"systemctl": "/usr/bin/systemctl"}
+    host["engine"] = False
     agents = [{"name": "support-bot", "replicas": 2, "host_port": 18080}]
     result = run_module({"agents": agents}, AnsibleFailJson)
     assert result["msg"] == (
-        "docker is not installed on this host (no docker command in PATH), but agent 'support-bot' uses runtime docker"
+        "the Docker engine is not running on this host (no socket /var/run/docker.sock), "
+        "but agent 'support-bot' uses runtime docker"
     )
 
 
 def test_main_without_docker_still_checks_systemd_agents(host):
-    host["bins"] = {"systemctl": "/usr/bin/systemctl"}
+    host["engine"] = False
     host["fake"] = FakeHost(units=[unit_show("agentfactory-w@0.service")])
     agents = [{"name": "w", "runtime": "systemd", "host_port": 19000}, {"name": "idle", "replicas": 0}]
     result = run_module({"agents": agents, "stats": False})
     assert result["healthy"] is True
     assert by_name(result)["agentfactory-w@0.service"]["url"] == "http://127.0.0.1:19000/healthz"
-    assert not host["fake"].commands("docker", "ps")
+    assert not host["fake"].commands("engine", "containers")
 
 
 def test_main_discovery_without_docker_or_units(host):
+    host["engine"] = False
     host["bins"] = {}
     result = run_module({})
     assert (result["healthy"], result["replicas"], result["agents"]) == (True, [], {})
 
 
 def test_main_fails_when_the_docker_daemon_is_down(host):
-    host["fake"] = FakeHost(FLEET, ps_rc=1)
+    host["fake"] = FakeHost(FLEET, engine_down=True)
     result = run_module({"agents": [{"name": "good", "host_port": 18080}]}, AnsibleFailJson)
-    assert result["msg"].startswith("listing the agent containers (docker ps) failed (rc 1): Cannot connect")
+    assert result["msg"] == (
+        "listing the agent containers failed: cannot reach the Docker engine at /var/run/docker.sock: "
+        "[Errno 111] Connection refused"
+    )
 
 
 @pytest.mark.parametrize(
