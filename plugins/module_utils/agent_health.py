@@ -19,15 +19,15 @@ import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from ansible_collections.agentfactory.fleet.plugins.module_utils.agent_defaults import BUILTIN_DEFAULTS
+from ansible_collections.agentfactory.fleet.plugins.module_utils.agent_defaults import BUILTIN_DEFAULTS, LABELS
 
 # The contract with the agent role: container labels, unit names, defaults of the catalog.
-_LABEL_AGENT = "agentfactory.agent"
-_LABEL_REPLICA = "agentfactory.replica"
-_LABEL_CONFIG_HASH = "agentfactory.config-hash"
-_LABEL_IMAGE = "agentfactory.image"
-_LABEL_HOST_PORT = "agentfactory.host-port"
-_LABEL_HEALTH_PATH = "agentfactory.health-path"
+_LABEL_AGENT = LABELS["agent"]
+_LABEL_REPLICA = LABELS["replica"]
+_LABEL_CONFIG_HASH = LABELS["config_hash"]
+_LABEL_IMAGE = LABELS["image"]
+_LABEL_HOST_PORT = LABELS["host_port"]
+_LABEL_HEALTH_PATH = LABELS["health_path"]
 
 _RUNTIMES = ("docker", "systemd")
 _DEFAULT_REPLICAS = BUILTIN_DEFAULTS["replicas"]

@@ -75,7 +75,7 @@ class Engine:
             raise EngineError(f"cannot reach the Docker engine at {self.socket_path}: {exc}") from exc
         finally:
             conn.close()
-        if response.status >= 300:
+        if response.status >= 300 and response.status != 304:  # 304: already started or stopped
             raise EngineError(_message(data) or f"HTTP {response.status}", response.status)
         if not data:
             return None
@@ -102,6 +102,30 @@ class Engine:
     def stats(self, ident):
         """One sample of the container's counters, taken now (no wait for a second sample)."""
         return self.call("GET", f"/containers/{quote(ident, safe='')}/stats", {"stream": "false", "one-shot": "true"})
+
+    def create(self, name, body):
+        return self.call("POST", "/containers/create", {"name": name}, body)
+
+    def start(self, ident):
+        self.call("POST", f"/containers/{quote(ident, safe='')}/start")
+
+    def stop(self, ident, seconds):
+        """Stop, killing after `seconds`; the request may take that long, and some more."""
+        self.call("POST", f"/containers/{quote(ident, safe='')}/stop", {"t": str(seconds)}, timeout=seconds + 30)
+
+    def remove(self, ident):
+        self.call("DELETE", f"/containers/{quote(ident, safe='')}", {"force": "1", "v": "1"})
+
+    # -- images -----------------------------------------------------------------------------
+
+    def image(self, reference):
+        """The image's description (its Id), or None when the host does not have it."""
+        try:
+            return self.call("GET", f"/images/{quote(reference, safe='')}/json")
+        except EngineError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
 
 def _message(data):
