@@ -35,6 +35,8 @@ LABELS = {
     "host_port": "agentfactory.host-port",
     "health_path": "agentfactory.health-path",
     "config_path": "agentfactory.config-path",
+    # the agent's own environment (JSON), without the AGENT_* contract: what a rollback restores
+    "env": "agentfactory.env",
     # sha256 of the body the container was created with (agent_containers compares it)
     "spec": "agentfactory.spec",
 }

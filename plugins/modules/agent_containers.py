@@ -70,7 +70,11 @@ options:
         type: str
         required: true
       env:
-        description: Environment of the container; values are turned into strings.
+        description:
+          - The agent's environment; values are turned into strings. The module adds the
+            runtime contract (C(AGENT_NAME), C(AGENT_REPLICA), C(AGENT_PORT), C(AGENT_CONFIG),
+            C(AGENT_SECRETS_DIR), C(AGENT_HEALTH_PATH), C(AGENT_METRICS_PATH)), which wins.
+          - Kept as the label C(agentfactory.env), from which a rollback restores it.
         type: dict
         default: {}
   port:
@@ -102,6 +106,10 @@ options:
     description: The agent's health path, kept as a label (agent_health finds it there).
     type: str
     default: /healthz
+  metrics_path:
+    description: The agent's metrics path (C(AGENT_METRICS_PATH)).
+    type: str
+    default: /metrics
   user:
     description: C(uid:gid) the container runs as.
     type: str
@@ -253,6 +261,7 @@ def _argument_spec():
         secrets_dir=dict(type="path", required=True),
         secrets_target=dict(type="str", required=True),
         health_path=dict(type="str", default="/healthz"),
+        metrics_path=dict(type="str", default="/metrics"),
         user=dict(type="str", required=True),
         hardened=dict(type="bool", default=True),
         tmp_size=dict(type="str", default="64m"),
@@ -280,6 +289,17 @@ def create_body(params, replica):
         LABELS["host_port"]: str(replica["host_port"]),
         LABELS["config_path"]: replica["config_path"],
         LABELS["health_path"]: params["health_path"],
+        LABELS["env"]: json.dumps({k: _text(v) for k, v in replica["env"].items()}, sort_keys=True),
+    }
+    env = {
+        **{key: _text(value) for key, value in replica["env"].items()},
+        "AGENT_NAME": params["agent"],
+        "AGENT_REPLICA": replica["name"],
+        "AGENT_PORT": str(params["port"]),
+        "AGENT_CONFIG": params["config_target"],
+        "AGENT_SECRETS_DIR": params["secrets_target"],
+        "AGENT_HEALTH_PATH": params["health_path"],
+        "AGENT_METRICS_PATH": params["metrics_path"],
     }
     host = {
         "PortBindings": {port: [{"HostIp": params["bind_address"], "HostPort": str(replica["host_port"])}]},
@@ -304,7 +324,7 @@ def create_body(params, replica):
         host["Memory"] = params["memory"]
     body = {
         "Image": replica["image"],
-        "Env": sorted(f"{key}={_text(value)}" for key, value in replica["env"].items()),
+        "Env": sorted(f"{key}={value}" for key, value in env.items()),
         "User": params["user"],
         "ExposedPorts": {port: {}},
         "Labels": labels,

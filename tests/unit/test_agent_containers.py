@@ -4,6 +4,7 @@ and main() against a fake Docker engine that keeps containers in a dict and reco
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 from ansible.module_utils import basic
@@ -12,7 +13,8 @@ from ansible.module_utils.testing import patch_module_args
 # test_agent_health puts the collection on sys.path and has the raising exit_json/fail_json.
 from test_agent_health import AnsibleExitJson, AnsibleFailJson, _exit_json, _fail_json, docker_api
 
-from ansible_collections.agentfactory.fleet.plugins.modules import agent_containers as mod  # noqa: E402
+# isort: split
+from ansible_collections.agentfactory.fleet.plugins.modules import agent_containers as mod
 
 IMAGE = "127.0.0.1:5000/reference-agent:1.0.0"
 IMAGE_ID = "sha256:" + "a" * 64
@@ -26,7 +28,7 @@ def replica(index, **changes):
         "image": IMAGE,
         "config_path": "/etc/agentfactory/agents/ref/config-abc.yml",
         "config_hash": "abc",
-        "env": {"LOG_LEVEL": "info", "AGENT_PORT": 8080, "DEBUG": False},
+        "env": {"LOG_LEVEL": "info", "AGENT_PORT": 9999, "DEBUG": False},
     }
     item.update(changes)
     return item
@@ -76,7 +78,22 @@ def test_create_body_is_hardened_and_limited():
     assert host["Tmpfs"] == {"/tmp": "rw,noexec,nosuid,size=64m"}
     assert (host["NanoCpus"], host["Memory"]) == (500_000_000, 268435456)
     assert host["RestartPolicy"] == {"Name": "unless-stopped"}
-    assert body["Env"] == ["AGENT_PORT=8080", "DEBUG=false", "LOG_LEVEL=info"]
+    assert body["Env"] == [
+        "AGENT_CONFIG=/etc/agent/config.yml",
+        "AGENT_HEALTH_PATH=/healthz",
+        "AGENT_METRICS_PATH=/metrics",
+        "AGENT_NAME=ref",
+        "AGENT_PORT=8080",  # the contract wins over the catalog's env
+        "AGENT_REPLICA=ref-1",
+        "AGENT_SECRETS_DIR=/run/secrets/agent",
+        "DEBUG=false",
+        "LOG_LEVEL=info",
+    ]
+    assert json.loads(body["Labels"]["agentfactory.env"]) == {
+        "AGENT_PORT": "9999",
+        "DEBUG": "false",
+        "LOG_LEVEL": "info",
+    }
     assert body["Healthcheck"]["Interval"] == 10_000_000_000
     assert body["User"] == "10001:10001"
     assert "Cmd" not in body  # the image's own command
