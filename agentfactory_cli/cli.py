@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib.util
 import os
 import re
 import sys
@@ -68,6 +69,9 @@ def _inventory_options(g, forks: bool = True) -> None:
     if forks:
         g.add_argument("-f", "--forks", type=_positive_int, metavar="N",
                        help="hosts worked on in parallel (env AGENTFACTORY_FORKS; default from ansible.cfg: 10)")
+        g.add_argument("--mitogen", action="store_true", default=None,
+                       help="run the modules through Mitogen, about twice as fast (pip install "
+                            "'agentfactory[mitogen]'; env AGENTFACTORY_MITOGEN=1)")
     g.add_argument("-u", "--user", metavar="USER",
                    help="SSH user where the inventory sets no ansible_user (env AGENTFACTORY_USER)")
     g.add_argument("--private-key", metavar="FILE",
@@ -251,6 +255,13 @@ def _verb_of(args: argparse.Namespace) -> Verb:
     return IMAGE_PUSH if args.verb == "image" else VERBS[args.verb]
 
 
+def _mitogen(wanted: bool) -> bool:
+    if wanted and importlib.util.find_spec("ansible_mitogen") is None:
+        raise errors.InvalidInput("--mitogen (or AGENTFACTORY_MITOGEN) needs Mitogen: "
+                                  "pip install 'agentfactory[mitogen]'")
+    return bool(wanted)
+
+
 def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
     """Turn parsed options into a run request, checking every input before anything runs."""
     verb = _verb_of(args)
@@ -298,6 +309,7 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
         ask_become_pass=args.ask_become_pass,
         vault_ids=vault.ids,
         ask_vault_pass=args.ask_vault_pass,
+        mitogen=_mitogen(args.mitogen),
         ssh_common_args=args.ssh_common_args,
         ansible_args=list(getattr(args, "ansible_args", None) or []),
         passwords=passwords,

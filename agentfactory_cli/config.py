@@ -40,6 +40,17 @@ def _forks(value: Any) -> int:
     return number
 
 
+def _switch(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str  # the attribute of the parsed arguments, the key in the file
@@ -68,6 +79,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             default_note="the lab's own when the inventory is a lab's"),
     Setting("vault_id", "--vault-id", "vault identities, LABEL@FILE or LABEL@prompt", is_list=True),
     Setting("lab", "--lab", "the lab whose inventory is the default", default=DEFAULT_LAB),
+    Setting("mitogen", "--mitogen", "run the modules through Mitogen (the mitogen extra)", parse=_switch,
+            default=False),
 )}
 
 

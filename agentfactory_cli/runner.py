@@ -64,6 +64,8 @@ class PlaybookRequest:
     diff: bool = False
     verbosity: int = 0
     forks: int | None = None
+    # Modules through Mitogen (the stoppable_mitogen strategy) instead of one Python per task.
+    mitogen: bool = False
     vault_password_file: Path | None = None
     extravars: dict[str, Any] = field(default_factory=dict)
     # The hosts the run is about, when a display reports on each (update: where the agent is placed).
@@ -297,8 +299,9 @@ def build_runner_kwargs(req: PlaybookRequest, ident: str) -> dict[str, Any]:
             # An inventory Ansible cannot parse is an error, not a warning and an empty run.
             "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
             "ANSIBLE_NOCOLOR": "True",
-            # Linear, but a Ctrl-C lets the tasks in flight finish (plugins/strategy/stoppable.py).
-            "ANSIBLE_STRATEGY": "agentfactory.fleet.stoppable",
+            # Linear, but a Ctrl-C lets the tasks in flight finish (plugins/strategy/stoppable.py);
+            # with --mitogen the same on Mitogen (stoppable_mitogen.py).
+            "ANSIBLE_STRATEGY": f"agentfactory.fleet.{'stoppable_mitogen' if req.mitogen else 'stoppable'}",
             STOP_FILE_ENV: str(stop_file(ident)),
             # The ansible-playbook installed beside this Python (a virtualenv need not be active).
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),

@@ -1,16 +1,10 @@
-"""The linear strategy, stopped between tasks on request: what the CLI's Ctrl-C uses.
-
-Killing ansible-playbook mid-task kills its workers mid-module: a container created but never
-started, a file half-replaced. With this strategy the `agentfactory` CLI's first Ctrl-C only
-creates the file named by AGENTFACTORY_STOP_FILE; from then on no task starts, the tasks in
-flight finish, and the run ends with its recap. (A second Ctrl-C still kills the run at once.)
-"""
+"""The linear strategy, stopped between tasks on request: what the CLI's Ctrl-C uses
+(plugins/plugin_utils/stoppable.py)."""
 
 from __future__ import annotations
 
-import os
-
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule
+from ansible_collections.agentfactory.fleet.plugins.plugin_utils.stoppable import StopBetweenTasks
 
 DOCUMENTATION = r"""
 name: stoppable
@@ -23,29 +17,6 @@ description:
 author: agentfactory
 """
 
-STOP_FILE_ENV = "AGENTFACTORY_STOP_FILE"
 
-
-class StrategyModule(LinearStrategyModule):
-    def __init__(self, tqm):
-        super().__init__(tqm)
-        self._stop_file = os.environ.get(STOP_FILE_ENV) or None
-
-    def _stop_requested(self) -> bool:
-        return self._stop_file is not None and os.path.exists(self._stop_file)
-
-    def _queue_task(self, host, task, task_vars, play_context):
-        if not self._stop_requested():
-            return super()._queue_task(host, task, task_vars, play_context)
-        # Not started on this host. The loops stop at the TQM's terminated flag; set it only
-        # once nothing is in flight, because waiting for results stops at that flag too.
-        self._blocked_hosts[host.get_name()] = False
-        if self._pending_results == 0:
-            self._tqm._terminated = True
-        return None
-
-    def _wait_on_pending_results(self, iterator):
-        results = super()._wait_on_pending_results(iterator)
-        if self._stop_requested():
-            self._tqm._terminated = True
-        return results
+class StrategyModule(StopBetweenTasks, LinearStrategyModule):
+    pass

@@ -12,7 +12,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from agentfactory_cli import cli, jsondoc
+import pytest
+
+from agentfactory_cli import cli, errors, jsondoc
 from agentfactory_cli.paths import project_root
 from agentfactory_cli.runner import STOP_FILE_ENV, RunResult, _Cancel, build_runner_kwargs, stop_file
 
@@ -57,8 +59,9 @@ def run_playbook(tmp_path: Path, strategy: str | None) -> subprocess.CompletedPr
                           env=env, cwd=project_root(), timeout=120)
 
 
-def test_stop_file_lets_the_task_in_flight_finish_and_starts_nothing_more(tmp_path):
-    res = run_playbook(tmp_path, "agentfactory.fleet.stoppable")
+@pytest.mark.parametrize("strategy", ["agentfactory.fleet.stoppable", "agentfactory.fleet.stoppable_mitogen"])
+def test_stop_file_lets_the_task_in_flight_finish_and_starts_nothing_more(tmp_path, strategy):
+    res = run_playbook(tmp_path, strategy)
     assert res.returncode == 0, res.stdout + res.stderr
     assert (tmp_path / "in-flight-finished").exists()
     assert not (tmp_path / "second-task").exists()
@@ -92,6 +95,17 @@ def test_runs_use_the_stoppable_strategy_and_their_own_stop_file(tmp_path):
     env = build_runner_kwargs(cli.playbook_request(args), ident="RUN1")["envvars"]
     assert env["ANSIBLE_STRATEGY"] == "agentfactory.fleet.stoppable"
     assert env[STOP_FILE_ENV] == str(stop_file("RUN1"))
+    mitogen = cli.build_parser().parse_args(["deploy", "--mitogen", "-i", str(project_root() / "inventory" / "example"),
+                                             "--vault-password-file", str(password)])
+    env = build_runner_kwargs(cli.playbook_request(mitogen), ident="RUN2")["envvars"]
+    assert env["ANSIBLE_STRATEGY"] == "agentfactory.fleet.stoppable_mitogen"
+
+
+def test_mitogen_asked_for_but_not_installed_is_named(monkeypatch):
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(errors.InvalidInput, match=r"needs Mitogen: pip install 'agentfactory\[mitogen\]'"):
+        cli._mitogen(True)
+    assert cli._mitogen(False) is False
 
 
 def test_a_stopped_run_is_canceled_even_when_ansible_ended_well(tmp_path):
