@@ -1,6 +1,7 @@
 """How fast a no-change run converges: the site under stock Ansible settings, under the project's
 ansible.cfg and through the CLI; `status` against `ansible -m ping`; the cost per host-task as
-the lab grows. Prints medians and the ratios the project aims for (issue 12).
+the lab grows. Prints medians and the ratios the project aims for (issue 12). With Mitogen
+installed (the mitogen extra) the site is also timed through it, the CLI's opt-in --mitogen.
 
     .venv/bin/python bench/converge.py                   # 3 hosts, 3 runs of each, then 6 hosts
     .venv/bin/python bench/converge.py --runs 1 --scale-hosts 0 --keep
@@ -13,6 +14,7 @@ Nothing here is a test: it measures and prints.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -99,11 +101,15 @@ def measure(hosts: int, runs: int, stock_cfg: Path) -> dict[str, float]:
     agentfactory = str(BIN / "agentfactory")
     lab_env = {"AGENTFACTORY_LAB": LAB}
     outputs: dict[str, str] = {}
-    site = median_runs({
+    variants = {
         "site, stock settings": (playbook(inventory, vault), {"ANSIBLE_CONFIG": str(stock_cfg)}),
         "site, the project's ansible.cfg": (playbook(inventory, vault), {"ANSIBLE_CONFIG": str(project_cfg)}),
         "site, agentfactory site": ([agentfactory, "site", "--yes", "--json"], lab_env),
-    }, runs, outputs)
+    }
+    if MITOGEN:  # the opt-in: the same cfg, modules through Mitogen (Ctrl-C still stops between tasks)
+        mitogen_env = {"ANSIBLE_CONFIG": str(project_cfg), "ANSIBLE_STRATEGY": "agentfactory.fleet.stoppable_mitogen"}
+        variants[WITH_MITOGEN] = (playbook(inventory, vault), mitogen_env)
+    site = median_runs(variants, runs, outputs)
     status = median_runs({
         "agentfactory status": ([agentfactory, "status", "--json"], lab_env),
         "ansible all -m ping": ([str(BIN / "ansible"), "all", "-i", str(inventory), "--vault-password-file",
@@ -147,8 +153,10 @@ def report(hosts: int, figures: dict[str, float], scale_hosts: int, scaled: dict
     via_cli = figures["site, agentfactory site"]
     status, ping = figures["agentfactory status"], figures["ansible all -m ping"]
     print(f"\nNo-change site on {hosts} hosts (medians):")
-    for name in ("site, stock settings", "site, the project's ansible.cfg", "site, agentfactory site",
+    for name in ("site, stock settings", "site, the project's ansible.cfg", "site, agentfactory site", WITH_MITOGEN,
                  "agentfactory status", "ansible all -m ping"):
+        if name not in figures:
+            continue
         print(f"  {name:<34} {figures[name]:7.1f} s")
     print(f"  {'host-task results':<34} {figures['host-task results']:7.0f}")
     ratios = {
@@ -156,6 +164,8 @@ def report(hosts: int, figures: dict[str, float], scale_hosts: int, scaled: dict
         "CLI / ansible-playbook, same cfg (goal <= 1.05)": via_cli / project,
         "status / ping (goal <= 1.5)": status / ping,
     }
+    if WITH_MITOGEN in figures:
+        ratios["project settings + Mitogen / stock (opt-in)"] = figures[WITH_MITOGEN] / stock
     if scaled:
         ratios[f"per host-task at {scale_hosts} / at {hosts} hosts (goal <= 1.15)"] = (
             scaled["per host-task (ms)"] / figures["per host-task (ms)"])
@@ -168,6 +178,9 @@ def report(hosts: int, figures: dict[str, float], scale_hosts: int, scaled: dict
 
 
 LOG = Path(tempfile.gettempdir()) / "agentfactory-bench.log"
+# Measured too when Mitogen is installed (pip install 'agentfactory[mitogen]').
+MITOGEN = importlib.util.find_spec("ansible_mitogen") is not None
+WITH_MITOGEN = "site, project cfg + --mitogen"
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -290,6 +290,8 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("error serving %s %s", method, path)
             code, ctype, body = _json(500, {"error": "internal error"})
+        # Counted before the answer leaves: a client's next request always sees this one counted.
+        agent.observe(path, code, time.monotonic() - started)
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -297,7 +299,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
-        agent.observe(path, code, time.monotonic() - started)
 
     def log_message(self, format: str, *args: Any) -> None:
         # Probes every few seconds would drown the log: they go to debug.

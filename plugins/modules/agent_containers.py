@@ -412,7 +412,8 @@ class _Converge:
         name = replica["name"]
         body = create_body(self.module.params, replica)
         image = self.ask(name, f"looking at the image {replica['image']}", self.engine.image, replica["image"])
-        if image is None:
+        # In check mode the image may be one this run would only pull or load.
+        if image is None and not self.check:
             self.fail(f"{name}: the image {replica['image']} is not on this host (pull or load it first)")
         container = self.ask(name, "inspecting the container", self.engine.inspect, name)
         after = {
@@ -424,7 +425,7 @@ class _Converge:
             self.record(name, "created", "missing", None, after)
             self.create_and_start(name, body)
             return
-        reason = replacement_reason(container, body, image.get("Id"))
+        reason = replacement_reason(container, body, (image or {}).get("Id"))
         if reason:
             self.record(name, "replaced", reason, _summary(container), after)
             self.stop_and_delete(container, name)

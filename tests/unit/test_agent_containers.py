@@ -283,6 +283,13 @@ def test_a_missing_image_is_named(engine):
     assert engine.requests == []
 
 
+def test_check_mode_on_a_host_without_the_image_yet(engine):
+    # a fresh host in check mode: the pull or load before this module did not happen
+    engine.images = {}
+    result = run({**ARGS, "_ansible_check_mode": True})
+    assert actions(result) == [("ref-0", "created"), ("ref-1", "created")]
+
+
 def test_an_engine_refusal_names_the_replica_and_what_was_done(engine):
     engine.fail_create = "driver failed programming external connectivity: port is already allocated"
     result = run(ARGS, AnsibleFailJson)
