@@ -328,6 +328,8 @@ class Lab:
                     "ansible_ssh_common_args": (
                         "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
                     ),
+                    # The same for connections that do not read those options (Mitogen's).
+                    "ansible_host_key_checking": False,
                     "agentfactory_lab": self.name,
                     # The lab's own CA (pki role), kept with its other state outside the tree.
                     "pki_ca_dir": str(self.dir / "pki"),
