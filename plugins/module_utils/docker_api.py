@@ -90,14 +90,18 @@ class Engine:
         """Summaries of every container (running or not) that carries `label` (KEY or KEY=VALUE)."""
         return self.call("GET", "/containers/json", {"all": "1", "filters": json.dumps({"label": [label]})}) or []
 
-    def inspect(self, ident):
-        """The container's full description, or None when there is no such container."""
+    def _found(self, path):
+        """GET `path`; None when the engine has no such object (404)."""
         try:
-            return self.call("GET", f"/containers/{quote(ident, safe='')}/json")
+            return self.call("GET", path)
         except EngineError as exc:
             if exc.status == 404:
                 return None
             raise
+
+    def inspect(self, ident):
+        """The container's full description, or None when there is no such container."""
+        return self._found(f"/containers/{quote(ident, safe='')}/json")
 
     def stats(self, ident):
         """One sample of the container's counters, taken now (no wait for a second sample)."""
@@ -120,12 +124,7 @@ class Engine:
 
     def image(self, reference):
         """The image's description (its Id), or None when the host does not have it."""
-        try:
-            return self.call("GET", f"/images/{quote(reference, safe='')}/json")
-        except EngineError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._found(f"/images/{quote(reference, safe='')}/json")
 
 
 def _message(data):

@@ -8,10 +8,9 @@ import json
 
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 # test_agent_health puts the collection on sys.path and has the raising exit_json/fail_json.
-from test_agent_health import AnsibleExitJson, AnsibleFailJson, _exit_json, _fail_json, docker_api
+from test_agent_health import AnsibleExitJson, AnsibleFailJson, _exit_json, _fail_json, docker_api, run_main
 
 # isort: split
 from ansible_collections.agentfactory.fleet.plugins.modules import agent_containers as mod
@@ -213,9 +212,7 @@ def engine(monkeypatch):
 
 
 def run(args, expect=AnsibleExitJson):
-    with patch_module_args(args), pytest.raises(expect) as info:
-        mod.main()
-    return info.value.args[0]
+    return run_main(mod.main, args, expect)
 
 
 def actions(result):

@@ -819,10 +819,15 @@ def host(monkeypatch):
     return state
 
 
-def run_module(args, expect=AnsibleExitJson):
+def run_main(main, args, expect=AnsibleExitJson):
+    """What a module's main() returned (exit_json) or failed with (fail_json), given `args`."""
     with patch_module_args(args), pytest.raises(expect) as info:
-        mod.main()
+        main()
     return info.value.args[0]
+
+
+def run_module(args, expect=AnsibleExitJson):
+    return run_main(mod.main, args, expect)
 
 
 def by_name(result):
