@@ -434,11 +434,10 @@ def _read_text(path):
 
 def _process_cpu_nsec(pid):
     """CPU time of a unit's main process, when systemd does not account the unit's CPU."""
-    if not pid:
+    text = _read_text(f"/proc/{pid}/stat") if pid else None
+    if text is None:
         return None
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            text = handle.read()
         ticks = os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError):
         return None
