@@ -176,6 +176,15 @@ options:
     type: list
     elements: str
     default: []
+  defer:
+    description:
+      - Leave every replica that would be replaced, and with O(prune=true) every container that
+        would be removed, as it is, and report it with the action C(deferred). Missing replicas
+        are still created and stopped ones started.
+      - For replicas behind a load balancer, the caller then takes them out of service one at a
+        time before it replaces or removes them (the agent role's rolling deploy).
+    type: bool
+    default: false
 notes:
   - Fails naming the replica and the engine's message when a container cannot be made or started
     (a missing image, a port already taken); replicas handled before it stay as they are.
@@ -216,10 +225,12 @@ replicas:
       description: Container name.
       type: str
     action:
-      description: created, replaced, started, unchanged or removed.
+      description: created, replaced, started, unchanged, removed or deferred (O(defer=true)).
       type: str
     reason:
-      description: Why it was replaced (spec changed, image changed) or created (missing).
+      description: >-
+        Why it was (or, deferred, would be) replaced (spec changed, image changed), created
+        (missing) or removed (not wanted here).
       type: str
   sample: [{name: support-bot-0, action: replaced, reason: the spec changed}]
 """
@@ -275,6 +286,7 @@ def _argument_spec():
         stop_timeout=dict(type="int", default=10),
         prune=dict(type="bool", default=False),
         remove=dict(type="list", elements="str", default=[]),
+        defer=dict(type="bool", default=False),
     )
 
 
@@ -381,7 +393,7 @@ class _Converge:
         self.after = {}
 
     def changes(self):
-        return [r for r in self.results if r["action"] != "unchanged"]
+        return [r for r in self.results if r["action"] not in ("unchanged", "deferred")]
 
     def fail(self, msg):
         self.module.fail_json(msg=msg, replicas=self.results, changed=bool(self.changes()))
@@ -426,7 +438,9 @@ class _Converge:
             self.create_and_start(name, body)
             return
         reason = replacement_reason(container, body, (image or {}).get("Id"))
-        if reason:
+        if reason and self.module.params["defer"]:
+            self.record(name, "deferred", reason)
+        elif reason:
             self.record(name, "replaced", reason, _summary(container), after)
             self.stop_and_delete(container, name)
             self.create_and_start(name, body)
@@ -438,6 +452,9 @@ class _Converge:
             self.record(name, "unchanged")
 
     def remove(self, container, name):
+        if self.module.params["defer"] and name not in self.module.params["remove"]:
+            self.record(name, "deferred", "not wanted here")
+            return
         self.record(name, "removed", "not wanted here", _summary(container), None)
         self.stop_and_delete(container, name)
 

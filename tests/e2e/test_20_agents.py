@@ -2,6 +2,8 @@
 
 Two agents from the reference image (shipped as a `docker save` archive) on every host; every
 check reads the real state, through `agentfactory status --json` or on the hosts themselves.
+alpha is behind the gateway: its config and secret changes and its scaling run under a request
+loop through the gateway, and not one request may fail.
 """
 
 from __future__ import annotations
@@ -11,19 +13,21 @@ import time
 
 import pytest
 import yaml
-from labcli import HOSTS, agentfactory, host_name, host_names, lab_dir, on_host, run_json
+from labcli import HOSTS, agentfactory, host_name, host_names, lab_dir, on_host, run_json, start_load, stop_load
 
 from agentfactory_cli.lab.agentimage import ensure_agent_archive
 
+ALPHA_PORT = 28100
 
-def catalog(alpha_model: str = "small") -> dict:
+
+def catalog(alpha_model: str = "small", alpha_secret: str = "first-test-token") -> dict:
     ref, archive = ensure_agent_archive(log=lambda m: None)
     common = {"image": ref, "image_source": "archive", "image_archive": str(archive),
               "health": {"path": "/healthz", "interval": 2, "timeout": 2, "retries": 2},
               "update": {"batch": 1, "health_timeout": 90, "rollback": True}}
     return {"agentfactory_agents": [
         {"name": "alpha", "replicas": 2, "host_port": 18100, "config": {"model": alpha_model},
-         "gateway": {"port": 28100}, **common},
+         "secrets": {"TOKEN": alpha_secret}, "gateway": {"port": ALPHA_PORT}, **common},
         {"name": "beta", "replicas": 1, "host_port": 18200, "config": {"model": "tiny"},
          "secrets": {"API_KEY": "not-a-real-key"}, **common},
     ]}
@@ -98,17 +102,32 @@ def test_second_deploy_changes_nothing_and_a_concurrent_one_is_turned_away(deplo
         assert refused_after < 30, f"the second deploy took {refused_after:.0f}s to be refused"
 
 
-def test_config_change_restarts_only_that_agent(deployed):
+def assert_no_request_failed(requests: dict, what: str) -> None:
+    print(f"requests through the gateway while {what}: {requests}")
+    assert requests["failed"] == 0, requests
+    assert requests["ok"] > 50, requests
+    assert requests["p99_ms"] < 1000, requests
+
+
+def test_a_config_and_secret_change_rolls_out_without_a_failed_request(deployed):
+    """A deploy that changes an agent behind the gateway (here its config and its secret)
+    replaces its replicas one at a time: drained, replaced, gated, enabled."""
     before = containers(1)
-    write_catalog(catalog(alpha_model="large"))
-    code, doc = run_json("deploy")
+    load = start_load(ALPHA_PORT)
+    try:
+        write_catalog(catalog(alpha_model="large", alpha_secret="second-test-token"))
+        code, doc = run_json("deploy")
+    finally:
+        requests = stop_load(load)
     assert code == 0, doc
+    assert_no_request_failed(requests, "alpha's config and secret changed")
     after = containers(1)
     assert after["alpha-0"]["id"] != before["alpha-0"]["id"]
     assert after["alpha-1"]["id"] != before["alpha-1"]["id"]
     assert after["beta-0"]["id"] == before["beta-0"]["id"]
     rendered = on_host(1, "cat", "/etc/agentfactory/agents/alpha/config.yml").stdout
     assert "model: large" in rendered
+    assert on_host(1, "cat", "/etc/agentfactory/agents/alpha/secrets/TOKEN").stdout == "second-test-token"
 
 
 def gateway_servers(agent: str) -> list[str]:
@@ -118,7 +137,17 @@ def gateway_servers(agent: str) -> list[str]:
     return [words[1] for words in lines if words[:1] == ["server"] and f"_{agent}-" in words[1]]
 
 
-def test_scale_up_and_down(deployed):
+def test_scale_up_and_down_without_a_failed_request(deployed):
+    """scale up enables a replica once it is healthy, scale down drains one before it goes."""
+    load = start_load(ALPHA_PORT, seconds=600)
+    try:
+        scale_up_and_down()
+    finally:
+        requests = stop_load(load)
+    assert_no_request_failed(requests, "alpha scaled 2 -> 3 -> 1 -> 2 per host")
+
+
+def scale_up_and_down() -> None:
     assert len(gateway_servers("alpha")) == 2 * HOSTS
     assert agentfactory("scale", "--agent", "alpha", "--replicas", "3").returncode == 0
     assert len(gateway_servers("alpha")) == 3 * HOSTS  # the gateway follows the scale

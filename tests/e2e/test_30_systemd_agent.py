@@ -1,8 +1,9 @@
 """An agent shipped as an executable: runtime systemd, one unit instance per replica.
 
 `gamma`, 2 replicas on each of the 3 hosts behind the gateway: deploy, idempotence, a config
-change, then rolling updates that work as they do for containers (drain, replace, health gate,
-enable; a failed gate rolls the host back to the release recorded from its drop-ins).
+change deployed under a request loop (rolled one replica at a time), then rolling updates that
+work as they do for containers (drain, replace, health gate, enable; a failed gate rolls the
+host back to the release recorded from its drop-ins), and a failed gate in a deploy does the same.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from labcli import (
     lab_dir,
     on_host,
     run_json,
+    start_load,
+    stop_load,
     through_gateway,
     update_under_load,
 )
@@ -98,7 +101,14 @@ def test_systemd_agent_redeploy_is_idempotent_and_config_change_restarts(with_ga
     assert code == 0 and {h: c["changed"] for h, c in doc["hosts"].items()} == dict.fromkeys(host_names(), 0), doc
     before = pids(2)
     write(with_agent(with_gamma, gamma("large")))
-    assert agentfactory("deploy", "--agent", "gamma").returncode == 0
+    load = start_load(28300)
+    try:
+        code, doc = run_json("deploy", "--agent", "gamma")
+    finally:
+        requests = stop_load(load)
+    print(f"requests through the gateway while gamma's config change was deployed: {requests}")
+    assert code == 0, doc
+    assert requests["failed"] == 0 and requests["ok"] > 50, requests
     after = pids(2)
     assert all(after[u] != before[u] for u in before), (before, after)
     assert "model: large" in on_host(2, "cat", "/etc/agentfactory/agents/gamma/config.yml").stdout
@@ -134,6 +144,24 @@ def test_systemd_bad_update_rolls_back_first_batch(with_gamma, bad):
     assert doc["update"]["untouched"] == host_names()[1:]
     assert requests["failed"] == 0, requests  # the old release kept serving through the gateway
     assert releases() == before  # every host, every replica healthy on the release it had
+    assert [on_host(1, "cat", DROPIN.format(i)).stdout for i in (0, 1)] == dropins
+
+
+def test_systemd_deploy_with_a_failed_gate_rolls_back_the_first_host(with_gamma):
+    """A deploy rolls a change out as an update does: an unhealthy release fails the gate on the
+    first host, which goes back to what it ran; the other hosts are not touched."""
+    before = releases()
+    dropins = [on_host(1, "cat", DROPIN.format(i)).stdout for i in (0, 1)]
+    write(with_agent(with_gamma, gamma("medium", config={"model": "medium", "unhealthy": True})))
+    load = start_load(28300)
+    try:
+        code, doc = run_json("deploy", "--agent", "gamma")
+    finally:
+        requests = stop_load(load)
+    print(f"requests through the gateway while an unhealthy release was deployed: {requests}")
+    assert code == 2, doc
+    assert requests["failed"] == 0, requests
+    assert releases() == before
     assert [on_host(1, "cat", DROPIN.format(i)).stdout for i in (0, 1)] == dropins
 
 

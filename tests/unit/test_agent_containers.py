@@ -267,6 +267,26 @@ def test_without_prune_only_the_named_surplus_goes(engine):
     assert set(engine.containers_by_name) == {"ref-0", "ref-1"}
 
 
+def test_defer_leaves_what_would_interrupt_service_and_reports_it(engine):
+    """A rolling deploy: replacements and removals are only reported; a missing replica is made
+    and a stopped one started (neither is in service)."""
+    run({**ARGS, "replicas": [replica(0), replica(1), replica(2)]})
+    engine.containers_by_name["ref-0"]["State"]["Running"] = False
+    engine.requests.clear()
+    wanted = [replica(0), replica(1, env={"LOG_LEVEL": "debug"}), replica(3)]
+    result = run({**ARGS, "replicas": wanted, "prune": True, "defer": True})
+    assert actions(result) == [("ref-0", "started"), ("ref-1", "deferred"), ("ref-3", "created"),
+                               ("ref-2", "deferred")]
+    assert [r["reason"] for r in result["replicas"]][1::2] == ["the spec changed", "not wanted here"]
+    assert result["changed"] is True  # a start and a creation
+    assert [r[0] for r in engine.requests] == ["start", "create", "start"]
+    assert set(engine.containers_by_name) == {"ref-0", "ref-1", "ref-2", "ref-3"}
+    # Only deferrals: nothing changed.
+    again = run({**ARGS, "replicas": wanted, "prune": True, "defer": True})
+    assert again["changed"] is False
+    assert [a for _, a in actions(again)] == ["unchanged", "deferred", "unchanged", "deferred"]
+
+
 def test_check_mode_reports_and_changes_nothing(engine):
     result = run({**ARGS, "_ansible_check_mode": True})
     assert result["changed"] is True
