@@ -103,12 +103,15 @@ def test_sources_are_the_right_hosts(host, monitoring, outsider, table):
     assert not in_set(host, "monitoring_v4", "198.51.100.77")
     assert 'tcp dport 28080 ip saddr @clients_v4 accept comment "gateway frontends"' in table
     assert 'tcp dport 7777 ip saddr 203.0.113.7 accept comment "extra"' in table
+    # A gateway host without gateway_virtual_address: no VRRP rule (molecule/keepalived has one).
+    assert "ip protocol vrrp" not in table
 
 
 def test_outsider_host_gets_only_the_common_rules(outsider):
     rules = outsider.check_output("nft list table inet agentfactory")
     assert 'comment "node_exporter"' in rules
-    for absent in ("gateway frontends", '"registry"', "Prometheus", 'accept comment "agent host ports"'):
+    for absent in ("gateway frontends", '"registry"', "Prometheus", 'accept comment "agent host ports"',
+                   "ip protocol vrrp"):
         assert absent not in rules
 
 
