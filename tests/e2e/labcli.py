@@ -157,12 +157,12 @@ def stop_load(proc: subprocess.Popen) -> dict:
     return json.loads(out or "{}") if out.strip() else {"ok": 0, "failed": -1, "errors": [err]}
 
 
-def update_under_load(port: int, *args: str) -> tuple[int, dict, dict]:
-    """`agentfactory update ARGS --json` while requests go to gateway port `port`: (exit code,
+def under_load(port: int, verb: str, *args: str) -> tuple[int, dict, dict]:
+    """`agentfactory VERB ARGS --json` while requests go to gateway port `port`: (exit code,
     the JSON document, what the requests met)."""
     load = start_load(port)
     try:
-        code, doc = run_json("update", *args)
+        code, doc = run_json(verb, *args)
     finally:
         requests = stop_load(load)
     return code, doc, requests

@@ -13,7 +13,18 @@ import time
 
 import pytest
 import yaml
-from labcli import HOSTS, agentfactory, host_name, host_names, lab_dir, on_host, run_json, start_load, stop_load
+from labcli import (
+    HOSTS,
+    agentfactory,
+    host_name,
+    host_names,
+    lab_dir,
+    on_host,
+    run_json,
+    start_load,
+    stop_load,
+    under_load,
+)
 
 from agentfactory_cli.lab.agentimage import ensure_agent_archive
 
@@ -113,12 +124,8 @@ def test_a_config_and_secret_change_rolls_out_without_a_failed_request(deployed)
     """A deploy that changes an agent behind the gateway (here its config and its secret)
     replaces its replicas one at a time: drained, replaced, gated, enabled."""
     before = containers(1)
-    load = start_load(ALPHA_PORT)
-    try:
-        write_catalog(catalog(alpha_model="large", alpha_secret="second-test-token"))
-        code, doc = run_json("deploy")
-    finally:
-        requests = stop_load(load)
+    write_catalog(catalog(alpha_model="large", alpha_secret="second-test-token"))
+    code, doc, requests = under_load(ALPHA_PORT, "deploy")
     assert code == 0, doc
     assert_no_request_failed(requests, "alpha's config and secret changed")
     after = containers(1)

@@ -18,10 +18,8 @@ from labcli import (
     lab_dir,
     on_host,
     run_json,
-    start_load,
-    stop_load,
     through_gateway,
-    update_under_load,
+    under_load,
 )
 
 from agentfactory_cli.paths import project_root
@@ -101,11 +99,7 @@ def test_systemd_agent_redeploy_is_idempotent_and_config_change_restarts(with_ga
     assert code == 0 and {h: c["changed"] for h, c in doc["hosts"].items()} == dict.fromkeys(host_names(), 0), doc
     before = pids(2)
     write(with_agent(with_gamma, gamma("large")))
-    load = start_load(28300)
-    try:
-        code, doc = run_json("deploy", "--agent", "gamma")
-    finally:
-        requests = stop_load(load)
+    code, doc, requests = under_load(28300, "deploy", "--agent", "gamma")
     print(f"requests through the gateway while gamma's config change was deployed: {requests}")
     assert code == 0, doc
     assert requests["failed"] == 0 and requests["ok"] > 50, requests
@@ -119,7 +113,7 @@ def test_systemd_rolling_update_drops_no_request(with_gamma):
     assert len(set().union(*old.values())) == 1, old
     before = pids(3)
     write(with_agent(with_gamma, gamma("medium")))
-    code, doc, requests = update_under_load(28300, "--agent", "gamma")
+    code, doc, requests = under_load(28300, "update", "--agent", "gamma")
     assert code == 0, doc
     assert requests["failed"] == 0 and requests["ok"] > 50, requests
     assert doc["update"]["updated"] == host_names()
@@ -138,7 +132,7 @@ def test_systemd_bad_update_rolls_back_first_batch(with_gamma, bad):
     before = releases()
     dropins = [on_host(1, "cat", DROPIN.format(i)).stdout for i in (0, 1)]
     write(with_agent(with_gamma, gamma("medium", **bad)))
-    code, doc, requests = update_under_load(28300, "--agent", "gamma")
+    code, doc, requests = under_load(28300, "update", "--agent", "gamma")
     assert code == 2, doc
     assert doc["update"]["rolled_back"] == [host_name(1)]
     assert doc["update"]["untouched"] == host_names()[1:]
@@ -153,11 +147,7 @@ def test_systemd_deploy_with_a_failed_gate_rolls_back_the_first_host(with_gamma)
     before = releases()
     dropins = [on_host(1, "cat", DROPIN.format(i)).stdout for i in (0, 1)]
     write(with_agent(with_gamma, gamma("medium", config={"model": "medium", "unhealthy": True})))
-    load = start_load(28300)
-    try:
-        code, doc = run_json("deploy", "--agent", "gamma")
-    finally:
-        requests = stop_load(load)
+    code, doc, requests = under_load(28300, "deploy", "--agent", "gamma")
     print(f"requests through the gateway while an unhealthy release was deployed: {requests}")
     assert code == 2, doc
     assert requests["failed"] == 0, requests

@@ -10,7 +10,7 @@ import json
 
 import pytest
 import yaml
-from labcli import agentfactory, host_name, host_names, lab_dir, on_host, run_json, update_under_load
+from labcli import agentfactory, host_name, host_names, lab_dir, on_host, run_json, under_load
 
 from agentfactory_cli.lab.agentimage import ensure_agent_variant
 
@@ -55,7 +55,7 @@ def delta_v1(bootstrapped):
 def test_good_update_replaces_every_replica(delta_v1):
     assert versions() == {host: {"1.0.0"} for host in host_names()}
     write(delta("1.0.1"))
-    code, doc, requests = update_under_load(28500, "--agent", "delta")
+    code, doc, requests = under_load(28500, "update", "--agent", "delta")
     assert code == 0, doc
     # Every replica was drained before it was replaced: not one request through the gateway failed.
     assert requests["failed"] == 0, requests
@@ -68,7 +68,7 @@ def test_good_update_replaces_every_replica(delta_v1):
 
 def test_unhealthy_version_rolls_back_the_first_batch_and_stops(delta_v1):
     write(delta("1.0.1", config={"model": "small", "unhealthy": True}))
-    code, doc, requests = update_under_load(28500, "--agent", "delta")
+    code, doc, requests = under_load(28500, "update", "--agent", "delta")
     assert code == 2, doc
     # The replica that failed its gate was drained, and the others kept serving the old version.
     assert requests["failed"] == 0 and requests["ok"] > 50, requests
