@@ -85,9 +85,10 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
     if not hosts:
         raise InvalidInput(f"inventory {', '.join(map(str, paths))} has no hosts")
     matched = hosts
-    if limit:
+    if limit is not None:
         try:
             with ansiblecore.collect_warnings([]):
+                _check_limit_parts(manager, limit)
                 manager.subset(limit)
                 matched = manager.get_hosts("all")
         except (AnsibleError, re.error, ValueError, IndexError) as exc:
@@ -103,6 +104,24 @@ def load(paths: list[Path], limit: str | None = None, vault_ids: list[str] | Non
     return Inventory(paths=paths, groups=groups, agent_names=list(agents), agents=agents,
                      limited=[h.name for h in matched],
                      connections=_connections(loader, manager) if connections else {})
+
+
+def _check_limit_parts(manager, limit: str) -> None:
+    """Every part of a --limit names something: Ansible reads an empty limit, an empty part or an
+    empty regex (`~`) as every host, and only warns about a part that matches nothing."""
+    from ansible.inventory.manager import split_host_pattern
+
+    if limit.startswith("@"):  # a file of host names: Ansible reads it
+        return
+    parts = split_host_pattern(limit)
+    if not parts:
+        raise ValueError("the limit is empty (it would mean every host)")
+    for part in parts:
+        pattern = part.lstrip("!&")
+        if pattern in ("", "~"):
+            raise ValueError(f"the part {part!r} is empty (it would mean every host)")
+        if not manager.get_hosts(pattern):
+            raise ValueError(f"the part {part!r} matches no host or group")
 
 
 def _set_vault_secrets(loader, vault_ids: list[str], vault_passwords: dict[str, str]) -> None:
@@ -251,7 +270,7 @@ def _rendered_problems(views: dict[str, tuple], groups: dict[str, list[str]], re
         for name, message in failures:
             found.setdefault(f"{preflight.origin_of(defaults).strip(' ()')}: {model.DEFAULTS_VAR}: field '{name}': "
                              f"{message}", host)
-        rendered = []
+        rendered, originals = [], []
         for agent in catalog:
             placed, _ = placement.resolve_hosts(model.normalise_agent(agent, defaults)["hosts"], groups)
             if host not in placed:
@@ -262,8 +281,10 @@ def _rendered_problems(views: dict[str, tuple], groups: dict[str, list[str]], re
                 found.setdefault(f"{where}: agent '{agent['name']}': field '{name}': {message}", host)
             if not failures:
                 rendered.append(result)
+                originals.append(agent)
         for problem in model.validate_catalog(rendered, groups, defaults=rendered_defaults, reserved=reserved):
-            found.setdefault(f"{problem}", host)
+            where = _where(problem, originals, defaults)  # where the agent was written
+            found.setdefault(f"{where}: {problem}" if where else f"{problem}", host)
     return [f"{problem} (rendered for host {host})" for problem, host in found.items()]
 
 
@@ -271,7 +292,9 @@ def _parse_error(paths: list[Path], warnings: list[tuple[str, BaseException | No
     """One line naming the file, the reason and, where Ansible knows it, the line."""
     where = ", ".join(map(str, paths))
     # Prefer the plugin that matches the file type: the others fail for unrelated reasons.
-    wanted = "'yaml'" if any(p.suffix in (".yml", ".yaml") for p in paths) else "'ini'"
+    yaml_source = any(p.suffix in (".yml", ".yaml") or (p.is_dir() and any(
+        c.suffix in (".yml", ".yaml") and c.is_file() for c in p.iterdir())) for p in paths)
+    wanted = "'yaml'" if yaml_source else "'ini'"
     for _msg, cause in sorted(warnings, key=lambda w: wanted not in w[0]):
         if cause is not None:
             reason = str(cause).strip().splitlines()[0]

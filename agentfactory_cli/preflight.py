@@ -53,6 +53,8 @@ def _first_line(exc: BaseException) -> str:
 def vault_hint(reason: str) -> str:
     """What to do about a vault error: a wrong password is not a missing one."""
     lowered = reason.lower()
+    if "is undefined" in lowered:  # a variable named vault_* that nothing defines: no vault problem
+        return ""
     if any(word in lowered for word in ("decryption failed", "could decrypt", "hmac")):
         return " (the vault password given does not decrypt it: check --vault-password-file, --vault-id or " \
                "--ask-vault-pass)"
@@ -124,8 +126,8 @@ def connection_problems(host: str, hostvars: Mapping[str, Any], templar, variabl
             if port is None or not 1 <= port <= 65535:
                 out.append(f"host {host}: ansible_port: must be a port number from 1 to 65535 "
                            f"(got {str(value)[:40]!r}){origin_of(hostvars[variable])}")
-        elif not str(value).strip():
-            out.append(f"host {host}: ansible_host: is empty{origin_of(hostvars[variable])}")
+        elif value is None or not str(value).strip():
+            out.append(f"host {host}: {variable}: is empty{origin_of(hostvars[variable])}")
     return out
 
 
@@ -156,8 +158,8 @@ def render_agent(agent: Mapping[str, Any], templar, *, secrets: bool) -> tuple[d
             reason, hint = _first_line(exc), vault_hint(_first_line(exc))
             if hint:
                 reason = "a vault value cannot be decrypted"
-            elif field == "secrets":
-                reason = "the value is not shown"
+            elif field == "secrets" and not re.fullmatch(r"'\w+' is undefined", reason):
+                reason = "the value is not shown"  # only a variable's name is safe to print
             problems.append((field, f"cannot be rendered: {reason}{hint}"))
     return rendered, problems
 

@@ -13,7 +13,9 @@ the line of every value.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -52,17 +54,31 @@ def inventory_files(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            candidates = [p for p in sorted(path.rglob("*")) if p.is_file()
-                          and (p.suffix in _SUFFIXES or (not p.suffix and _in_vars_dir(p, path)))]
+            candidates = [p for p in _files_under(path)
+                          if p.suffix in _SUFFIXES or (not p.suffix and _in_vars_dir(p, path))]
         else:
             candidates = [path] if path.suffix in _SUFFIXES else []
             for name in _VARS_DIRS:
                 directory = path.parent / name
                 if directory.is_dir():
-                    candidates += [p for p in sorted(directory.rglob("*"))
-                                   if p.is_file() and (p.suffix in _SUFFIXES or not p.suffix)]
+                    candidates += [p for p in _files_under(directory) if p.suffix in _SUFFIXES or not p.suffix]
         found += [p for p in candidates if p not in found]
     return found
+
+
+def _files_under(directory: Path) -> list[Path]:
+    """Every file below a directory, sorted, through symlinked directories as Ansible goes (each
+    real directory once: a link loop ends)."""
+    found: list[Path] = []
+    visited: set[str] = set()
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:
+            dirs[:] = []
+            continue
+        visited.add(real)
+        found += [Path(root) / name for name in files if (Path(root) / name).is_file()]
+    return sorted(found)
 
 
 def vault_files(paths: Iterable[Path]) -> list[str]:
@@ -78,16 +94,46 @@ def check_files(paths: Iterable[Path], decrypt=None) -> None:
     """Every problem of every file at once, as InvalidInput; nothing when all are fine. `decrypt`
     turns a whole-file vault into its text (None when it cannot: Ansible then says why)."""
     problems: list[str] = []
+    defined: dict[tuple[str, str], list[tuple[str, int]]] = {}  # (vars set, catalog variable) -> where
     for path in paths:
-        text = path.read_text(errors="replace")
+        try:
+            text = path.read_bytes().decode()
+        except UnicodeDecodeError as exc:
+            line = path.read_bytes()[:exc.start].count(b"\n") + 1
+            problems.append(f"{_display(path)}:{line}: is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}): "
+                            "save the file as UTF-8")
+            continue
         if decrypt is not None and text.lstrip().startswith("$ANSIBLE_VAULT;"):
             text = decrypt(text) or text
-        problems += check_text(text, _display(path))
+        catalog_lines: list[tuple[str, int]] = []
+        found = check_text(text, _display(path), catalog_lines)
+        problems += found
+        if not found and (owner := _vars_owner(path)):
+            for variable, line in catalog_lines:
+                defined.setdefault((owner, variable), []).append((_display(path), line))
+    for (owner, variable), places in defined.items():
+        if len(places) > 1:  # Ansible keeps the one of the last file, silently
+            shown = " and ".join(f"{name}:{line}" for name, line in places)
+            problems.append(f"{places[-1][0]}:{places[-1][1]}: {variable} is set in {len(places)} files of "
+                            f"{owner} ({shown}); Ansible keeps only the last one: keep the catalog in one file")
     if len(problems) == 1:
         raise InvalidInput(problems[0])
     if problems:
         lines = "\n  ".join(problems)
         raise InvalidInput(f"the inventory has {len(problems)} problem(s):\n  {lines}", problems=problems)
+
+
+def _vars_owner(path: Path) -> str:
+    """'group_vars/NAME' or 'host_vars/NAME' for a file of a group's or host's variables (a file
+    NAME.yml or any file under a directory NAME), else ''."""
+    parts = path.parts
+    for index in range(len(parts) - 2, -1, -1):
+        if parts[index] in _VARS_DIRS:
+            name = parts[index + 1]
+            if index + 2 == len(parts):  # group_vars/NAME.yml
+                name = Path(name).stem if Path(name).suffix in _SUFFIXES else name
+            return f"{parts[index]}/{name}"
+    return ""
 
 
 def _display(path: Path) -> str:
@@ -97,8 +143,9 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def check_text(text: str, name: str) -> list[str]:
-    """The problems of one YAML document stream, each `FILE:LINE: message`."""
+def check_text(text: str, name: str, catalog_lines: list[tuple[str, int]] | None = None) -> list[str]:
+    """The problems of one YAML document stream, each `FILE:LINE: message`; the catalog variables
+    set at its top go to `catalog_lines` as (variable, line)."""
     if text.lstrip().startswith("$ANSIBLE_VAULT;"):
         return []  # a whole-file vault: Ansible decrypts it (its inline values are checked later)
     try:
@@ -110,11 +157,19 @@ def check_text(text: str, name: str) -> list[str]:
         for node in nodes:
             if node is not None:
                 problems += _Walk(name).run(node)
+            if isinstance(node, yaml.MappingNode) and catalog_lines is not None:
+                catalog_lines += [(key.value, key.start_mark.line + 1) for key, _value in node.value
+                                  if isinstance(key, yaml.ScalarNode)
+                                  and key.value in (catalog.CATALOG_VAR, catalog.DEFAULTS_VAR)]
         return problems
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
         return [f"{name}{line}: cannot be parsed: YAML parsing failed: {exc.problem or exc.context}"]
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a raw control character)
+        line = text[:exc.position].count("\n") + 1
+        return [f"{name}:{line}: cannot be parsed: YAML does not allow the character {chr(exc.character)!r} "
+                "(write it as an escape in a double-quoted string)"]
     except yaml.YAMLError as exc:
         return [f"{name}: cannot be parsed: YAML parsing failed: {str(exc).splitlines()[0]}"]
 
@@ -168,9 +223,13 @@ class _Walk:
                 continue
             seen.add(id(node))
             if isinstance(node, yaml.ScalarNode):
+                self._length(node, where)
                 if where is not None:
                     self._scalar(node, where)
+                    self._agent_item(node, where)
             elif isinstance(node, yaml.SequenceNode):
+                if where is not None:
+                    self._agent_item(node, where)
                 for index, item in enumerate(node.value):
                     stack.append((item, self._item(where, index, item)))
             elif isinstance(node, yaml.MappingNode):
@@ -179,8 +238,10 @@ class _Walk:
                     if where is None and _is_null_catalog(key, value):
                         self._add(value, None, f"{catalog.CATALOG_VAR} is null: write [] for no agents (a null catalog "
                                                "would remove every agent)")
-                    if where is not None and isinstance(key, yaml.ScalarNode):
-                        self._scalar(key, where, key=True)
+                    if isinstance(key, yaml.ScalarNode):
+                        self._length(key, where)
+                        if where is not None:
+                            self._scalar(key, where, key=True)
                     stack.append((value, self._child(where, key, value)))
         return [message for _line, message in sorted(self.problems)]
 
@@ -203,8 +264,8 @@ class _Walk:
             return None
         variable, agent, path = where
         if variable == catalog.CATALOG_VAR and agent is None and not path:
-            name = next((v.value for k, v in getattr(item, "value", []) if isinstance(item, yaml.MappingNode)
-                         and isinstance(k, yaml.ScalarNode) and k.value == "name"
+            pairs = item.value if isinstance(item, yaml.MappingNode) else []
+            name = next((v.value for k, v in pairs if isinstance(k, yaml.ScalarNode) and k.value == "name"
                          and isinstance(v, yaml.ScalarNode)), None)
             return (variable, f"agent '{name}'" if name else f"agent #{index + 1}", "")
         return (variable, agent, f"{path}[{index}]")
@@ -248,15 +309,28 @@ class _Walk:
         """A scalar as PyYAML loads it; Ansible's own tags (!unsafe, !vault) stay their text."""
         try:
             return self.constructor.construct_object(node)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # ValueError: a number _length refuses
             return node.value
+
+    def _length(self, node: yaml.ScalarNode, where: tuple | None) -> None:
+        """A number Python will not read (more digits than int() takes), anywhere in the file."""
+        if node.tag == _INT_TAG and not node.style and len(node.value) > sys.get_int_max_str_digits():
+            self._add(node, where, f"a number of {len(node.value)} digits: quote it for a string")
+
+    def _agent_item(self, node: yaml.Node, where: tuple) -> None:
+        """An entry of the catalog that is not a mapping (a name, a list, an empty `-`)."""
+        variable, agent, path = where
+        if variable == catalog.CATALOG_VAR and agent is not None and not path:
+            shown = "empty" if node.tag == "tag:yaml.org,2002:null" else \
+                f"{node.value!r}" if isinstance(node, yaml.ScalarNode) else "a list"
+            self._add(node, where, f"is {shown}: each agent is a mapping with name, image...")
 
     def _scalar(self, node: yaml.ScalarNode, where: tuple, key: bool = False) -> None:
         if node.style:  # quoted or a block: a string, as written
             return
         what = f"key {node.value}" if key else node.value
         if node.tag == _INT_TAG and not _DECIMAL.fullmatch(node.value):
-            value = self.constructor.construct_object(node)
+            value = self._value(node)
             self._add(node, where, f"{what} is read as the number {value} by YAML 1.1: write the number in plain "
                                    "decimal, or quote it for a string")
         elif node.tag == _BOOL_TAG and _BOOL_WORDS.fullmatch(node.value):

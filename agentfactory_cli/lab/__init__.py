@@ -11,6 +11,7 @@ secrets (the lab's generated, vault-encrypted secrets).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import socket
@@ -315,8 +316,23 @@ class Lab:
             raise LabError(f"the lab network {self.network} has no gateway address")
         return gateways[0]
 
+    def virtual_address(self) -> str:
+        """The gateway's floating address (keepalived) with its prefix: the third address from
+        the top of the lab network, far above the ones Docker hands out to the hosts (from the
+        bottom)."""
+        res = docker("network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", self.network)
+        subnets = [ipaddress.ip_network(s) for s in res.stdout.split()]
+        subnet = next((s for s in subnets if s.version == 4 and s.num_addresses >= 8), None)
+        if subnet is None:
+            raise LabError(f"the lab network {self.network} has no IPv4 subnet for a floating address")
+        return f"{subnet.broadcast_address - 2}/{subnet.prefixlen}"
+
     def _write_inventory(self, hosts: list[LabHost]) -> None:
         names = [h.name for h in hosts]
+        # Two gateway hosts (when there are two) sharing a floating address: clients on the lab
+        # network use it, and the loss of one gateway host moves it to the other.
+        gateways = names[:2]
+        ha = {"gateway_virtual_address": self.virtual_address()} if len(gateways) > 1 else {}
         inventory = {
             "all": {
                 "vars": {
@@ -336,6 +352,7 @@ class Lab:
                     # The controller reaches the web UIs, the registry and the gateway's metrics
                     # through the published ports (firewall role).
                     "firewall_operator_sources": [self.controller_address()],
+                    **ha,
                 },
                 "hosts": {
                     h.name: {
@@ -350,7 +367,7 @@ class Lab:
                     "agent_hosts": {"hosts": {n: None for n in names}},
                     "monitoring": {"hosts": {names[0]: None}},
                     "registry": {"hosts": {names[0]: None}},
-                    "gateway": {"hosts": {names[0]: None}},
+                    "gateway": {"hosts": dict.fromkeys(gateways)},
                 },
             }
         }

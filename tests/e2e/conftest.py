@@ -28,6 +28,12 @@ def lab():
 
 @pytest.fixture(scope="session")
 def bootstrapped(lab):
-    """The lab with Docker and node_exporter (a no-op when test_10_bootstrap already ran)."""
-    agentfactory("bootstrap", check=True)
+    """The lab with Docker and node_exporter: bootstrapped here unless every host already runs
+    both (test_10_bootstrap ran, or a kept lab)."""
+    res = agentfactory("lab", "status", "--name", LAB, "--json", check=True)
+    hosts = json.loads(res.stdout)["hosts"]
+    ready = len(hosts) == HOSTS and all(h["services"].get(s) == "active" for h in hosts
+                                        for s in ("docker", "node_exporter"))
+    if not ready:
+        agentfactory("bootstrap", check=True)
     return lab

@@ -77,32 +77,61 @@ def gateway_credentials(client: str = "demo") -> dict:
             "key": lab_secrets()["vault_gateway_api_keys"][client]}
 
 
-# Requests through the gateway (HTTPS, the lab CA, an API key), from the gateway host itself,
-# until told to stop (bounded). The CA and the key come on stdin, never on a command line.
+# Requests through the gateway (HTTPS, the lab CA, an API key), from a lab host, until told to
+# stop (bounded). The CA and the key come on stdin, never on a command line. Besides the counts it
+# reports the outage (outage_ms): from the last success before the first failure to the first
+# success after the last failure, so that every failure lies within it (the failover window when
+# the gateway moves); with no failure, the longest time between two successful requests.
 LOAD_LOOP = r"""
-import json, os, ssl, sys, time, urllib.request
-PORT, SECONDS = int(sys.argv[1]), int(sys.argv[2])
+import http.client, json, os, socket, ssl, sys, time
+ADDRESS, PORT, SECONDS, CONNECT = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 creds = json.loads(sys.stdin.read())
 tls = ssl.create_default_context(cadata=creds["ca"])
 headers = {"Authorization": "Bearer " + creds["key"]}
+
+def one_request():
+    # The TCP connection within CONNECT seconds (a dead address fails fast), the rest within 5.
+    sock = socket.create_connection((ADDRESS, PORT), timeout=CONNECT)
+    sock.settimeout(5)
+    conn = http.client.HTTPConnection(ADDRESS, PORT)
+    conn.sock = tls.wrap_socket(sock, server_hostname=ADDRESS)
+    try:
+        conn.request("GET", "/healthz", headers=headers)
+        answer = conn.getresponse()
+        answer.read()
+        if not 200 <= answer.status < 400:
+            raise RuntimeError(f"HTTP {answer.status}")
+    finally:
+        conn.close()
+
 ok = failed = 0
-errors, latencies = [], []
-deadline = time.monotonic() + SECONDS
+errors, latencies, results = [], [], []
+begin = time.monotonic()
+deadline = begin + SECONDS
 while time.monotonic() < deadline and not os.path.exists("/tmp/stop-load") and ok + failed < 30000:
     started = time.monotonic()
     try:
-        request = urllib.request.Request(f"https://127.0.0.1:{PORT}/healthz", headers=headers)
-        with urllib.request.urlopen(request, timeout=5, context=tls) as answer:
-            ok += 1
+        one_request()
+        ok += 1
+        results.append((started, True))
     except Exception as exc:
         failed += 1
-        errors.append(str(exc)[:120])
+        errors.append(f"{started - begin:.2f}s: {str(exc)[:120]}")
+        results.append((started, False))
     latencies.append(time.monotonic() - started)
-    time.sleep(0.02)
+    time.sleep(0.04)  # about 20 requests a second
 latencies.sort()
 p99 = round(latencies[int(len(latencies) * 0.99)] * 1000) if latencies else None
 slowest = round(latencies[-1] * 1000) if latencies else None
-print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5], "p99_ms": p99, "max_ms": slowest}))
+good = [t for t, success in results if success]
+bad = [t for t, success in results if not success]
+if bad:  # from the last success before the first failure to the first success after the last one
+    after, before = [t for t in good if t > bad[-1]], [t for t in good if t < bad[0]]
+    outage = min(after or [time.monotonic()]) - max(before or [begin])
+else:  # the longest time between two successful requests
+    outage = max([b - a for a, b in zip(good, good[1:])] or [0.0])
+print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5], "p99_ms": p99, "max_ms": slowest,
+                  "outage_ms": round(outage * 1000)}))
 """
 
 # One request through the gateway, from the gateway host: prints {"status", "body"}.
@@ -138,21 +167,26 @@ def through_gateway(port: int, path: str, data: str | None = None, client: str |
     return answer["status"], answer["body"]
 
 
-def start_load(port: int, seconds: int = 400) -> subprocess.Popen:
-    """Requests to a gateway frontend, from the gateway host, until stop_load (at most `seconds`
-    and 30,000 requests), with the demo client's key as it is now."""
-    on_host(1, "rm", "-f", "/tmp/stop-load")
-    proc = subprocess.Popen(["docker", "exec", "-i", host_name(1), "python3", "-c", LOAD_LOOP, str(port), str(seconds)],
+def start_load(port: int, seconds: int = 400, client: int = 1, address: str = "127.0.0.1",
+               connect_timeout: float = 5) -> subprocess.Popen:
+    """Requests to a gateway frontend at `address` (default: the gateway on the client host
+    itself), from lab host `client`, until stop_load (at most `seconds` and 30,000 requests, each
+    connected within `connect_timeout` seconds and answered within 5 more), with the demo
+    client's key as it is now."""
+    on_host(client, "rm", "-f", "/tmp/stop-load")
+    proc = subprocess.Popen(["docker", "exec", "-i", host_name(client), "python3", "-c", LOAD_LOOP,
+                             address, str(port), str(seconds), str(connect_timeout)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.stdin.write(json.dumps(gateway_credentials()))
     proc.stdin.close()
     proc.stdin = None  # written and closed: stop_load's communicate() must not touch it
+    proc.client = client
     return proc
 
 
 def stop_load(proc: subprocess.Popen) -> dict:
-    """{ok, failed, errors, p99_ms, max_ms} of the requests start_load sent."""
-    on_host(1, "touch", "/tmp/stop-load")
+    """{ok, failed, errors, p99_ms, max_ms, outage_ms} of the requests start_load sent."""
+    on_host(proc.client, "touch", "/tmp/stop-load")
     out, err = proc.communicate(timeout=60)
     return json.loads(out or "{}") if out.strip() else {"ok": 0, "failed": -1, "errors": [err]}
 

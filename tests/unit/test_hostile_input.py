@@ -82,6 +82,14 @@ VALUES = {
     "gateway-metrics-port": (with_field("gateway: {port: 8405}"),
                              ["field 'gateway.port'", "port 8405", "gateway's metrics (gateway_metrics_port)"]),
     "yaml-syntax": (AGENT + "  - [unclosed\n", ["all.yml:", "YAML parsing failed"]),
+    "agent-a-name": ("agentfactory_agents: [bot, other]\n", ["all.yml:1", "agent #1", "is 'bot'", "a mapping"]),
+    "agent-a-list": (AGENT + "  - [bot, 2]\n", ["all.yml:6", "agent #2", "is a list"]),
+    "agent-empty": (AGENT + "  -\n", ["all.yml:", "agent #2", "is empty"]),
+    "number-too-long": (with_field("config: {size: " + "9" * 5000 + "}"),
+                        ["all.yml:6", "field 'config.size'", "5000 digits"]),
+    "key-too-long": (with_field("config:\n      ? " + "9" * 5000 + "\n      : x"),
+                     ["all.yml:7", "field 'config'", "5000 digits"]),
+    "control-character": (with_field("config: {a: x\x1by}"), ["all.yml:6", "does not allow the character '\\x1b'"]),
 }
 
 
@@ -91,6 +99,42 @@ def test_bad_values_are_refused_with_file_line_agent_and_field(refused, tmp_path
     err = refused(inventory(tmp_path, text))
     for fragment in expected:
         assert fragment in err, err
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line(refused, tmp_path):
+    inv = inventory(tmp_path)
+    (inv / "group_vars" / "all.yml").write_bytes(AGENT.encode() + b"    config: {a: \xff}\n")
+    err = refused(inv)
+    assert "all.yml:6: is not UTF-8 text (byte 0xff)" in err, err
+
+
+def test_a_catalog_set_in_two_files_of_one_group_is_refused(refused, tmp_path):
+    """Ansible keeps the catalog of the last file without a word: the first file's agents would
+    be removed by the deploy."""
+    other = "agentfactory_agents:\n  - {name: extra, image: r/x:1, host_port: 19500}\n"
+    err = refused(inventory(tmp_path, **{"group_vars__all__zz.yml": other}))
+    assert "agentfactory_agents is set in 2 files of group_vars/all" in err, err
+    assert "all.yml:1" in err and "zz.yml:1" in err, err
+
+
+def test_a_catalog_in_two_groups_is_an_override_not_an_error(tmp_path):
+    from agentfactory_cli import inventory as inv
+
+    other = "agentfactory_agents:\n  - {name: bot, image: r/x:1, host_port: 19500, replicas: 1}\n"
+    loaded = inv.load([inventory(tmp_path, **{"group_vars__agent_hosts.yml": other})])
+    assert loaded.agent_names == ["bot"]
+
+
+def test_group_vars_behind_a_symlink_are_checked_too(refused, tmp_path):
+    real = tmp_path / "shared"
+    real.mkdir()
+    (real / "agents.yml").write_text(with_field("replicas: 0"))
+    inv = inventory(tmp_path)
+    (inv / "group_vars" / "all.yml").unlink()
+    (inv / "group_vars" / "all").symlink_to(real, target_is_directory=True)
+    (real / "loop").symlink_to(real, target_is_directory=True)  # a link loop ends the walk
+    err = refused(inv)
+    assert "agents.yml:6" in err and "'replicas' appears twice" in err, err
 
 
 def test_an_empty_catalog_is_fine(tmp_path, monkeypatch):
@@ -145,7 +189,9 @@ RENDERED = {
     "spaces": ("registry: 'a b'\n" + image("{{ registry }}"),
                ["agent 'bot'", "field 'image'", "without spaces", "rendered for host h1"]),
     "port": ("base: 21\n" + AGENT.replace("host_port: 18080", "host_port: '{{ base }}'"),
-             ["agent 'bot'", "field 'host_port'"]),
+             ["all.yml:3", "agent 'bot'", "field 'host_port'"]),
+    "undefined-secret": (AGENT + "    secrets: {KEY: '{{ vault_nothing }}'}\n",
+                         ["field 'secrets'", "'vault_nothing' is undefined"]),
 }
 
 
@@ -169,6 +215,11 @@ CONNECTION = {
     "port-abc": (HOSTS.replace("ansible_port: 9", "ansible_port: abc"), ["host h1", "ansible_port", "'abc'"]),
     "undefined-host": (HOSTS.replace("ansible_host: 127.0.0.1", "ansible_host: '{{ nowhere }}'"),
                        ["host h1", "ansible_host", "nowhere"]),
+    "null-host": (HOSTS.replace("ansible_host: 127.0.0.1", "ansible_host: null"),
+                  ["host h1", "ansible_host: is empty"]),
+    # An undefined variable that happens to be named vault_*: no vault hint.
+    "vault-named-variable": (HOSTS.replace("ansible_host: 127.0.0.1", "ansible_host: '{{ vault_gw }}'"),
+                             ["ansible_host: 'vault_gw' is undefined"]),
 }
 
 
@@ -184,6 +235,21 @@ def test_connection_variables_are_checked(refused, tmp_path, kind):
 def test_a_broken_limit_is_one_line(refused, tmp_path, limit):
     err = refused(inventory(tmp_path), "deploy", "--limit", limit)
     assert "--limit" in err and len(err.strip().splitlines()) == 1, err
+
+
+# Limits Ansible reads as every host, or whose part it only warns about.
+@pytest.mark.parametrize(("limit", "says"), [("", "is empty"), (",", "is empty"), ("~", "'~' is empty"),
+                                             ("h1,nosuch", "'nosuch' matches no host"),
+                                             ("h1,!h9", "'!h9' matches no host")])
+def test_a_limit_that_would_widen_or_name_nothing_is_refused(refused, tmp_path, limit, says):
+    err = refused(inventory(tmp_path), "deploy", "--limit", limit)
+    assert says in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_good_limit_with_several_parts_is_kept(tmp_path):
+    from agentfactory_cli import inventory as inv
+
+    assert inv.load([inventory(tmp_path)], limit="agent_hosts,!h2").limited == ["h1"]
 
 
 # Vault: a wrong password is not a missing one, inline or whole-file.
