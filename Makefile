@@ -86,12 +86,14 @@ lint: deps  ## ansible-lint (production profile) and ruff
 unit: deps  ## fast tests: no hosts, no Docker
 	$(BIN)/pytest tests/unit -q
 
+# Each scenario's test sequence through molecule/_shared/run.py: its Ansible steps on Mitogen
+# (MOLECULE_MITOGEN=0: Ansible's own strategy, as `molecule test`).
 molecule: image  ## every molecule scenario, MOLECULE_JOBS at a time (SCENARIOS="a b" for some)
 	@$(PY) -m agentfactory_cli.lab.agentimage >/dev/null
 	@mkdir -p .agentfactory/logs
 	@printf '%s\n' $(SCENARIOS) | nice -n $(MOLECULE_NICE) xargs -P $(MOLECULE_JOBS) -I{} sh -c '\
 	  $(PY) -m agentfactory_cli.lab.aptcache molecule/{}/molecule.yml; start=$$(date +%s); \
-	  if molecule test -s {} > .agentfactory/logs/molecule-{}.log 2>&1; then \
+	  if $(PY) molecule/_shared/run.py {} > .agentfactory/logs/molecule-{}.log 2>&1; then \
 	    echo "=== molecule {}: passed in $$(( $$(date +%s) - start ))s"; \
 	  else \
 	    echo "=== molecule {}: FAILED after $$(( $$(date +%s) - start ))s; its log:"; \

@@ -8,6 +8,7 @@ import importlib.util
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -264,24 +265,25 @@ def _mitogen(wanted: bool) -> bool:
 
 def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
     """Turn parsed options into a run request, checking every input before anything runs."""
+    req, preflight = prepared_request(args, log=log)
+    preflight()
+    return req
+
+
+def prepared_request(args: argparse.Namespace, log=None) -> tuple[PlaybookRequest, Callable[[], None]]:
+    """The run request from the command line, and its preflight: the inventory and catalog
+    loaded and checked (InvalidInput on anything wrong), and the request completed with what
+    they hold (extra vars, targets, desired replicas, agents, hosts). A read-only verb's run may
+    start before the preflight (runner.run_playbook's gate): its extra vars come from the command
+    line alone, and the display reads the rest from the request when the run starts."""
     verb = _verb_of(args)
     config.apply(args)
     inventories = inv.resolve(args.inventory, lab_name=args.lab, log=log)
     vault = vault_options(args, inventories)
-    loaded = inv.load(inventories, limit=args.limit, vault_ids=vault.ids_for_load,
-                      vault_passwords=vault.prompted, strict=getattr(args, "strict", False),
-                      need_secrets=verb.secrets)
-    unknown = sorted(set(getattr(args, "agent", None) or []) - set(loaded.agent_names))
-    if unknown:
-        known = ", ".join(loaded.agent_names) or "none"
-        raise errors.InvalidInput(f"unknown agent(s): {', '.join(unknown)} (the catalog has: {known})")
-    extravars = verb.extravars(args, loaded) if verb.extravars else {}
-    targets = verb.targets(args, loaded) if verb.targets else []
-    desired = verb.desired(args, loaded) if verb.desired else {}
     passwords = dict(vault.answers)
     if args.ask_become_pass:
         passwords[BECOME_PROMPT] = ask_password("BECOME password: ")
-    return PlaybookRequest(
+    req = PlaybookRequest(
         verb=args.verb if args.verb != "image" else "image-push",
         playbook=verb.playbook_for(args),
         inventories=inventories,
@@ -291,12 +293,7 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
         verbosity=args.verbose,
         forks=int(args.forks) if args.forks else None,
         vault_password_file=vault.password_file,
-        extravars=extravars,
-        targets=targets,
-        desired=desired,
-        agents=list(loaded.agent_names),
-        hosts=list(loaded.limited),
-        fleet=list(loaded.groups.get("all") or loaded.limited),
+        extravars=verb.extravars(args, None) if verb.extravars and verb.early else {},
         wait=getattr(args, "wait", None),
         extra_vars=[_extra_vars(e) for e in args.extra_vars],
         tags=args.tags,
@@ -315,6 +312,24 @@ def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
         passwords=passwords,
         extract=dict(verb.extract),
     )
+
+    def preflight() -> None:
+        loaded = inv.load(inventories, limit=args.limit, vault_ids=vault.ids_for_load,
+                          vault_passwords=vault.prompted, strict=getattr(args, "strict", False),
+                          need_secrets=verb.secrets)
+        unknown = sorted(set(getattr(args, "agent", None) or []) - set(loaded.agent_names))
+        if unknown:
+            known = ", ".join(loaded.agent_names) or "none"
+            raise errors.InvalidInput(f"unknown agent(s): {', '.join(unknown)} (the catalog has: {known})")
+        if verb.extravars and not verb.early:
+            req.extravars = verb.extravars(args, loaded)
+        req.targets = verb.targets(args, loaded) if verb.targets else []
+        req.desired = verb.desired(args, loaded) if verb.desired else {}
+        req.agents = list(loaded.agent_names)
+        req.hosts = list(loaded.limited)
+        req.fleet = list(loaded.groups.get("all") or loaded.limited)
+
+    return req, preflight
 
 
 # What ansible-playbook prints when it asks (ansible.cli.CLI: "BECOME password: ", or the method's
@@ -404,6 +419,17 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
     from agentfactory_cli.runner import run_playbook
 
     verb = _verb_of(args)
+    if verb.early:
+        # Read-only: ansible-playbook starts while the inputs are checked, its first task held
+        # until they pass (a second or so less per status).
+        req, preflight = prepared_request(args, log=_log)
+        display = verb.display_for(args, req)
+        try:
+            result = run_playbook(req, display, gate=preflight)
+        finally:
+            display.stop()
+        display.finish(result)
+        return display.exit_code(result)
     req = playbook_request(args, log=_log)
     if verb.ask:
         verb.ask(args, req)

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -26,8 +27,10 @@ from typing import Any
 from agentfactory_cli import ansiblecore, errors, lock
 from agentfactory_cli.paths import collections_root, project_root, state_dir
 
-# Names the file that stops a run between tasks (plugins/strategy/stoppable.py reads it).
+# Name the file that stops a run between tasks, and the one that lets a gated run's first task
+# start (plugins/plugin_utils/stoppable.py reads both).
 STOP_FILE_ENV = "AGENTFACTORY_STOP_FILE"
+GATE_FILE_ENV = "AGENTFACTORY_GATE_FILE"
 
 # Run artifact directories kept (runs in progress are never removed: lock.rotate_artifacts).
 KEEP_RUNS = 50
@@ -255,8 +258,9 @@ def new_ident(verb: str) -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}-{verb}"
 
 
-def build_runner_kwargs(req: PlaybookRequest, ident: str) -> dict[str, Any]:
-    """The ansible-runner kwargs for one request: the single place a command line becomes a run."""
+def build_runner_kwargs(req: PlaybookRequest, ident: str, gated: bool = False) -> dict[str, Any]:
+    """The ansible-runner kwargs for one request: the single place a command line becomes a run.
+    `gated`: its first task waits for gate_file(ident) (or the stop file)."""
     root = project_root()
     cmdline: list[str] = []
     if req.check:
@@ -303,6 +307,7 @@ def build_runner_kwargs(req: PlaybookRequest, ident: str) -> dict[str, Any]:
             # with --mitogen the same on Mitogen (stoppable_mitogen.py).
             "ANSIBLE_STRATEGY": f"agentfactory.fleet.{'stoppable_mitogen' if req.mitogen else 'stoppable'}",
             STOP_FILE_ENV: str(stop_file(ident)),
+            **({GATE_FILE_ENV: str(gate_file(ident))} if gated else {}),
             # The ansible-playbook installed beside this Python (a virtualenv need not be active).
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         },
@@ -332,6 +337,11 @@ def build_runner_kwargs(req: PlaybookRequest, ident: str) -> dict[str, Any]:
 def stop_file(ident: str) -> Path:
     """The file whose existence stops a run between tasks (plugins/strategy/stoppable.py)."""
     return state_dir() / "runner" / f"{ident}.stop"
+
+
+def gate_file(ident: str) -> Path:
+    """The file whose existence lets a gated run's first task start."""
+    return state_dir() / "runner" / f"{ident}.go"
 
 
 class _Cancel:
@@ -382,8 +392,6 @@ def _report_display_error(exc: BaseException) -> None:
 
 
 def _check_free_space(path: Path) -> None:
-    import shutil
-
     free = shutil.disk_usage(path).free
     if free < MIN_FREE_BYTES:
         raise errors.AgentFactoryError(
@@ -395,11 +403,16 @@ def _disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
-def run_playbook(req: PlaybookRequest, display) -> RunResult:
+def run_playbook(req: PlaybookRequest, display, gate: Callable[[], None] | None = None) -> RunResult:
     """Run one playbook, folding every event into its result and showing it to `display` (its
-    start, event and note); Ctrl-C stops the run cleanly."""
+    start, event and note); Ctrl-C stops the run cleanly.
+
+    `gate`: the checks of the run's inputs, called once ansible-playbook is starting (its own
+    start-up overlaps them) and before any task: when it raises, no task starts, the run's
+    artifacts are removed and its exception is raised. Read-only verbs only: no lock is taken
+    before it."""
     ident = new_ident(req.verb)
-    kwargs = build_runner_kwargs(req, ident)
+    kwargs = build_runner_kwargs(req, ident, gated=gate is not None)
     runs = Path(kwargs["artifact_dir"])
     artifacts = runs / ident
     fleet = None
@@ -419,7 +432,10 @@ def run_playbook(req: PlaybookRequest, display) -> RunResult:
             marker = lock.RunMarker(artifacts)
         try:
             lock.rotate_artifacts(runs, KEEP_RUNS)
-            return _run(req, display, ident, kwargs, artifacts, ansiblecore.init_runner)
+            return _run(req, display, ident, kwargs, artifacts, ansiblecore.init_runner, gate=gate)
+        except _Refused as refused:
+            shutil.rmtree(artifacts, ignore_errors=True)  # a run that never ran a task
+            raise refused.cause from None
         finally:
             marker.release()
     finally:
@@ -436,8 +452,49 @@ def _preparing(runs: Path):
         raise errors.AgentFactoryError(f"cannot prepare the run's state in {runs.parent}: {exc}") from None
 
 
+class _HeldEvents:
+    """Events kept from the display until release(), then shown in order (thread-safe: the
+    runner's thread holds, the main thread releases)."""
+
+    def __init__(self, show: Callable[[dict[str, Any]], Any]) -> None:
+        self.show = show
+        self.events: list[dict[str, Any]] | None = []
+        self.lock = threading.Lock()
+
+    def hold(self, ev: dict[str, Any]) -> bool:
+        with self.lock:
+            if self.events is None:
+                return False
+            self.events.append(ev)
+            return True
+
+    def release(self) -> None:
+        with self.lock:
+            events, self.events = self.events or [], None
+            for ev in events:
+                self.show(ev)
+
+
+class _Refused(Exception):
+    """The gate refused the run (its `cause`): no task started."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _open_gate(gate: Callable[[], None], thread: threading.Thread, cancel: _Cancel, ident: str) -> None:
+    try:
+        gate()
+    except BaseException as exc:
+        cancel.stop_path.touch()  # the strategy starts no task, ansible-playbook ends
+        thread.join(60)
+        raise _Refused(exc) from None
+    gate_file(ident).touch()
+
+
 def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], artifacts: Path,
-         init_runner) -> RunResult:
+         init_runner, gate: Callable[[], None] | None = None) -> RunResult:
     ansiblecore.install_spawn_hook()
     kept_env = set(kwargs["envvars"])
 
@@ -448,12 +505,17 @@ def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], arti
             scrub_command_artifact(Path(runner_config.artifact_dir), kept_env)
     cancel = _Cancel(stop_file(ident))
     events = RunEvents(req.extract)
+    # A gated run is shown once its gate opens: a refused one shows nothing but the refusal.
+    held = _HeldEvents(_guarded(display.event, _report_display_error)) if gate is not None else None
 
     def on_event(ev: dict[str, Any]) -> bool:
         events.add(ev)  # first: the result has the event even when the display fails on it
+        if held is not None and held.hold(ev):
+            return True
         return display.event(ev)
 
-    display.start(req, events)
+    if held is None:
+        display.start(req, events)
     # Our own handler, because a shell that starts us in the background leaves SIGINT ignored,
     # and KeyboardInterrupt can land anywhere. SIGTERM is handled as Ctrl-C.
     previous = {sig: signal.signal(sig, cancel.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -476,6 +538,10 @@ def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], arti
 
         thread = threading.Thread(target=target, name="ansible-runner", daemon=True)
         thread.start()
+        if gate is not None:
+            _open_gate(gate, thread, cancel, ident)
+            display.start(req, events)
+            held.release()
         noted = hard_noted = False
         while thread.is_alive():
             thread.join(0.2)
@@ -490,6 +556,7 @@ def _run(req: PlaybookRequest, display, ident: str, kwargs: dict[str, Any], arti
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         cancel.stop_path.unlink(missing_ok=True)
+        gate_file(ident).unlink(missing_ok=True)
     # ansible-runner may finish writing the final events just after its thread ends.
     time.sleep(0.05)
     with contextlib.suppress(OSError):

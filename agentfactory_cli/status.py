@@ -83,6 +83,10 @@ class StatusDisplay(RunDisplay):
         super().__init__(**kwargs)
         self.desired = dict(desired or {})
 
+    def start(self, req, progress=None) -> None:
+        self.desired = dict(req.desired)  # the preflight's, done by now (runner.run_playbook's gate)
+        super().start(req, progress)
+
     def unreported(self, result: RunResult) -> dict[str, str]:
         """The hosts with replicas placed that sent no health report, and why."""
         out = {}
@@ -178,6 +182,7 @@ class CheckDisplay(RunDisplay):
 
     def start(self, req, progress=None) -> None:
         # Printed before any host is contacted: host failures come after it, as they happen.
+        self.agents = list(req.agents)  # the preflight's, done by now (runner.run_playbook's gate)
         if not self.json_mode:
             self.say(plain(self.input_verdict(req), "green"))
         super().start(req, progress)

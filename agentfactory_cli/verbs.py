@@ -26,8 +26,11 @@ from agentfactory_cli.runner import Extractor, PlaybookRequest
 class Verb:
     playbook: str
     help: str
-    # Extra variables for the playbook, from the parsed command line and the loaded inventory.
-    extravars: Callable[[argparse.Namespace, Inventory], dict[str, Any]] | None = None
+    # Extra variables for the playbook, from the parsed command line and the loaded inventory
+    # (None for an `early` verb: its run starts before the inventory is loaded).
+    extravars: Callable[[argparse.Namespace, Inventory | None], dict[str, Any]] | None = None
+    # Read-only, and its run starts while the inputs are checked: its first task waits for them.
+    early: bool = False
     # Accepts --agent NAME (repeatable) to act on some agents only.
     agents: bool = False
     # Another playbook for some options (rotate --retire); default `playbook`.
@@ -121,7 +124,7 @@ def _rotate(args: argparse.Namespace, inventories: list[Path], check: bool) -> N
         change(labs[0].vault_file, labs[0].vault_password_file)
 
 
-def _names(args: argparse.Namespace, inventory: Inventory) -> dict[str, Any]:
+def _names(args: argparse.Namespace, inventory: Inventory | None) -> dict[str, Any]:
     return {"agentfactory_only_agents": list(args.agent or [])}
 
 
@@ -228,7 +231,8 @@ def _rotate_arguments(sp: argparse.ArgumentParser) -> None:
 
 VERBS: dict[str, Verb] = {
     "check": Verb("prechecks.yml", "validate inventory and catalog, then check every host can take the roles",
-                  changes=False, extract={status.PRECHECK: status.precheck_facts}, display=_check_display),
+                  changes=False, early=True, extract={status.PRECHECK: status.precheck_facts},
+                  display=_check_display),
     "bootstrap": Verb("bootstrap.yml", "install Docker and node_exporter on every host"),
     "monitoring": Verb("monitoring.yml", "install Prometheus, Alertmanager and Grafana on the monitoring hosts"),
     "registry": Verb("registry.yml", "install the on-prem image registry on the registry hosts"),
@@ -247,7 +251,7 @@ VERBS: dict[str, Verb] = {
                    _update, agents=True, one_agent=True, secrets=True, arguments=_update_arguments,
                    targets=_update_targets, extract={status.UPDATE: status.update_outcome}, display=_update_display),
     "status": Verb("health.yml", "fleet health: every replica's state, health, latency, restarts, CPU, memory",
-                   _names, agents=True, changes=False, strict=False, desired=_desired_replicas,
+                   _names, agents=True, changes=False, early=True, strict=False, desired=_desired_replicas,
                    extract={status.HEALTH: status.health_report}, display=_status_display),
     "site": Verb("site.yml", "everything, in order: bootstrap, monitoring, registry, deploy, gateway",
                  secrets=True, arguments=_prune_arguments, confirm=prune.confirm),

@@ -33,3 +33,11 @@ def inventory(tmp_path) -> Path:
     path = tmp_path / "hosts.yml"
     path.write_text("all:\n  children:\n    agent_hosts:\n      hosts:\n        web1:\n        web2:\n")
     return path
+
+
+def no_task(*_args, gate=None, **_kwargs):
+    """Stands in for runner.run_playbook (or runner._run) where the CLI must refuse before any
+    task: a read-only verb's run starts with its preflight as the gate, which must raise."""
+    if gate is not None:
+        gate()
+    pytest.fail("ran Ansible")

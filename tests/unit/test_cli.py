@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import no_task
 
 from agentfactory_cli import cli, errors
 from agentfactory_cli.display import RunDisplay
@@ -100,7 +101,7 @@ def test_bad_input_is_one_line_and_exit_4(tmp_path, capsys, monkeypatch, argv, c
     if content is not None:
         inv_file.write_text(content)
     argv = [a.replace("{inv}", str(inv_file)) for a in argv]
-    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", lambda *a, **k: pytest.fail("ran Ansible"))
+    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", no_task)
     assert cli.main(argv) == errors.EXIT_INVALID_INPUT
     err = capsys.readouterr().err.strip()
     assert message in err
@@ -295,8 +296,8 @@ def test_run_artifacts_are_private_and_command_is_filtered(tmp_path, inventory, 
     seen = {}
     real = runner.build_runner_kwargs
 
-    def kwargs_for(req, ident):
-        kwargs = real(req, ident)
+    def kwargs_for(req, ident, **options):
+        kwargs = real(req, ident, **options)
         kwargs["playbook"] = str(play)
         return kwargs
 

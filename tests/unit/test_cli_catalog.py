@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from conftest import no_task
 
 from agentfactory_cli import cli, errors
 
@@ -58,7 +59,7 @@ def write_inventory(tmp_path, agents):
 
 @pytest.mark.parametrize(("agents", "expected"), CASES, ids=[c[1] for c in CASES])
 def test_malformed_catalog_is_refused_before_any_host(tmp_path, capsys, monkeypatch, agents, expected):
-    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", lambda *a, **k: pytest.fail("ran Ansible"))
+    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", no_task)
     inv = write_inventory(tmp_path, agents)
     assert cli.main(["deploy", "-i", str(inv)]) == errors.EXIT_INVALID_INPUT
     err = capsys.readouterr().err
@@ -67,7 +68,7 @@ def test_malformed_catalog_is_refused_before_any_host(tmp_path, capsys, monkeypa
 
 
 def test_all_problems_are_reported_at_once(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", lambda *a, **k: pytest.fail("ran Ansible"))
+    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", no_task)
     inv = write_inventory(tmp_path, [agent(replicas=-1, port=0), agent(name="ok", host_port=19000, hosts="nope")])
     assert cli.main(["status", "-i", str(inv)]) == errors.EXIT_INVALID_INPUT
     err = capsys.readouterr().err
@@ -99,7 +100,7 @@ def test_valid_catalog_reaches_the_runner_with_agent_extravars(tmp_path, monkeyp
     (["destroy"], "pass --yes"),
 ])
 def test_agent_verbs_refuse_bad_requests(tmp_path, capsys, monkeypatch, argv, message):
-    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", lambda *a, **k: pytest.fail("ran Ansible"))
+    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", no_task)
     inv = write_inventory(tmp_path, [agent()])
     assert cli.main([*argv, "-i", str(inv)]) == errors.EXIT_INVALID_INPUT
     assert message in capsys.readouterr().err

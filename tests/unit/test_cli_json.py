@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import no_task
 
 from agentfactory_cli import cli, errors, jsondoc, runner
 from agentfactory_cli.runner import RunResult
@@ -17,7 +18,7 @@ SHAPE = {"verb", "status", "rc", "error", "problems", "hosts", "artifacts"}
 
 @pytest.fixture
 def no_run(monkeypatch):
-    monkeypatch.setattr(runner, "_run", lambda *a, **k: pytest.fail("ran Ansible"))
+    monkeypatch.setattr(runner, "_run", no_task)
 
 
 def one_document(capsys) -> dict:

@@ -163,8 +163,8 @@ def test_prompts_are_answered_and_kept_out_of_every_artifact(tmp_path, inventory
     )
     real = runner.build_runner_kwargs
 
-    def kwargs_with_play(req, ident):
-        kwargs = real(req, ident)
+    def kwargs_with_play(req, ident, **options):
+        kwargs = real(req, ident, **options)
         kwargs["playbook"] = str(play)
         return kwargs
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import no_task
 
 from agentfactory_cli import cli, errors, lock, runner
 from agentfactory_cli.lock import FleetLock, acquire_fleet, fleet_key, holder_info
@@ -125,7 +126,7 @@ def test_the_cli_exits_75_before_anything_runs(other_run, tmp_path, monkeypatch,
     other_run()
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  hosts:\n    web1:\n    web2:\n    mon1:\n")
-    monkeypatch.setattr(runner, "_run", lambda *a, **k: pytest.fail("ran Ansible"))
+    monkeypatch.setattr(runner, "_run", no_task)
     assert cli.main(["bootstrap", "-i", str(inventory), "--limit", "web1"]) == errors.EXIT_BUSY
     err = capsys.readouterr().err
     assert "another run holds this fleet: `deploy`" in err
@@ -145,7 +146,7 @@ def test_the_cli_holds_the_lock_from_the_confirmation_to_the_end_of_the_run(tmp_
 
     monkeypatch.setitem(VERBS, "bootstrap", dataclasses.replace(VERBS["bootstrap"], confirm=confirm))
 
-    def fake_run(req, display, ident, kwargs, artifacts, init_runner):
+    def fake_run(req, display, ident, kwargs, artifacts, init_runner, gate=None):
         seen.append(FleetLock(FLEET).holder()["artifacts"] == str(artifacts))
         return runner.RunResult(status="successful", ansible_rc=0, hosts={}, artifacts=artifacts)
 
@@ -159,7 +160,7 @@ def test_the_cli_holds_the_lock_from_the_confirmation_to_the_end_of_the_run(tmp_
 def test_read_only_verbs_take_no_lock(other_run, tmp_path, monkeypatch, verb):
     other_run()
     seen = []
-    monkeypatch.setattr(runner, "_run", lambda req, *a: seen.append(req.verb))
+    monkeypatch.setattr(runner, "_run", lambda req, *a, **k: seen.append(req.verb))
     runner.run_playbook(_request(tmp_path / "inv", verb), display=None)
     assert seen == [verb]
 
@@ -169,7 +170,7 @@ class Notes(list):
 
 
 def test_a_mutating_run_holds_the_lock_for_the_whole_run_and_releases_it(tmp_path, monkeypatch):
-    def fake_run(req, display, ident, kwargs, artifacts, init_runner):
+    def fake_run(req, display, ident, kwargs, artifacts, init_runner, gate=None):
         assert not FleetLock(FLEET).try_acquire({})  # held now
         assert lock.in_progress(artifacts)
         return "done"

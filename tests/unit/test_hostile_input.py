@@ -8,6 +8,7 @@ import time
 
 import pytest
 import yaml
+from conftest import no_task
 
 from agentfactory_cli import cli, errors
 
@@ -43,7 +44,7 @@ def inventory(tmp_path, agents: str = AGENT, hosts: str = HOSTS, **files: str):
 @pytest.fixture
 def refused(tmp_path, capsys, monkeypatch):
     """Run the CLI, assert exit 4 before any host within a second or two; the stderr text."""
-    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", lambda *a, **k: pytest.fail("ran Ansible"))
+    monkeypatch.setattr("agentfactory_cli.runner.run_playbook", no_task)
 
     def run(inv, *argv: str) -> str:
         started = time.monotonic()

@@ -15,6 +15,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from conftest import no_task
 from rich.console import Console
 
 from agentfactory_cli import errors, runner
@@ -99,7 +100,7 @@ def test_too_little_free_space_is_refused_before_the_run(tmp_path, localhost, mo
     import shutil
 
     monkeypatch.setattr(shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(10**9, 10**9 - 4096, 4096))
-    monkeypatch.setattr(runner, "_run", lambda *a, **k: pytest.fail("ran Ansible"))
+    monkeypatch.setattr(runner, "_run", no_task)
     with pytest.raises(errors.AgentFactoryError, match="not enough free space for the run's artifacts") as exc:
         runner.run_playbook(request(tmp_path / "x.yml", localhost), quiet()[1])
     assert exc.value.exit_code == errors.EXIT_ERROR
@@ -186,7 +187,7 @@ def test_a_disk_full_while_preparing_the_run_is_one_line_and_exit_1(tmp_path, lo
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(lock, "RunMarker", full)
-    monkeypatch.setattr(runner, "_run", lambda *a, **k: pytest.fail("ran Ansible"))
+    monkeypatch.setattr(runner, "_run", no_task)
     with pytest.raises(errors.AgentFactoryError, match=r"cannot prepare the run's state .*No space left") as exc:
         runner.run_playbook(request(tmp_path / "x.yml", localhost), quiet()[1])
     assert exc.value.exit_code == errors.EXIT_ERROR

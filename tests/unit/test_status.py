@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import no_task
 from rich.console import Console
 
 from agentfactory_cli import cli, errors, runner, status
@@ -152,9 +153,13 @@ def test_the_request_of_status_carries_the_catalogs_placement(tmp_path, extra, d
 
 
 def test_status_through_the_cli_during_a_host_outage(tmp_path, monkeypatch, capsys):
-    def fake_run(req, display):
-        display.progress = RunEvents(req.extract)
-        return outage(display)
+    def fake_run(req, display, gate=None):
+        gate()  # the preflight: what the catalog places on each host, for the unknown counts
+        display.start(req, RunEvents(req.extract))  # as run_playbook does once the gate is open
+        try:
+            return outage(display)
+        finally:
+            display.stop()
 
     monkeypatch.setattr(runner, "run_playbook", fake_run)
     inv = lab_inventory(tmp_path, CATALOG[:1])
@@ -167,7 +172,7 @@ def test_status_through_the_cli_during_a_host_outage(tmp_path, monkeypatch, caps
 
 @pytest.mark.parametrize("catalog", [[], None])
 def test_status_of_an_empty_catalog_says_so_and_runs_nothing(tmp_path, monkeypatch, capsys, catalog):
-    monkeypatch.setattr(runner, "run_playbook", lambda *a, **k: pytest.fail("ran Ansible"))
+    monkeypatch.setattr(runner, "run_playbook", no_task)
     inv = lab_inventory(tmp_path, [])
     if catalog is None:  # no agentfactory_agents at all
         (inv / "group_vars" / "all.yml").unlink()
@@ -178,7 +183,7 @@ def test_status_of_an_empty_catalog_says_so_and_runs_nothing(tmp_path, monkeypat
 
 
 def test_status_json_of_an_empty_catalog(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(runner, "run_playbook", lambda *a, **k: pytest.fail("ran Ansible"))
+    monkeypatch.setattr(runner, "run_playbook", no_task)
     assert cli.main(["status", "-i", str(lab_inventory(tmp_path, [])), "--json"]) == errors.EXIT_INVALID_INPUT
     doc = json.loads(capsys.readouterr().out)
     assert doc["verb"] == "status" and doc["rc"] == errors.EXIT_INVALID_INPUT and doc["status"] == "not_run"

@@ -10,13 +10,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
-from agentfactory_cli import cli, errors, jsondoc
-from agentfactory_cli.paths import project_root
-from agentfactory_cli.runner import STOP_FILE_ENV, RunResult, _Cancel, build_runner_kwargs, stop_file
+from agentfactory_cli import cli, errors, jsondoc, runner
+from agentfactory_cli.paths import project_root, state_dir
+from agentfactory_cli.runner import GATE_FILE_ENV, STOP_FILE_ENV, RunResult, _Cancel, build_runner_kwargs, stop_file
 
 PLAYBOOK = textwrap.dedent("""\
     - name: First play
@@ -112,3 +113,63 @@ def test_a_stopped_run_is_canceled_even_when_ansible_ended_well(tmp_path):
     result = RunResult(status="canceled", ansible_rc=0, hosts={"a": {"failed": 0, "unreachable": 0}},
                        artifacts=tmp_path, canceled=True)
     assert result.exit_code == 130 and jsondoc.run_document(result, result.exit_code)["status"] == "canceled"
+
+
+# --- the gate: a read-only run's first task waits for the CLI's own checks ------------------
+
+GATED = textwrap.dedent("""\
+    - name: Gated
+      hosts: localhost
+      connection: local
+      gather_facts: false
+      tasks:
+        - name: First task, after the gate
+          ansible.builtin.file:
+            path: "{out}/first-task"
+            state: touch
+            mode: "0644"
+    """)
+
+
+def start_gated(tmp_path: Path, strategy: str) -> subprocess.Popen:
+    book = tmp_path / "gated.yml"
+    book.write_text(GATED.format(out=tmp_path))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg"), "ANSIBLE_STRATEGY": strategy,
+           STOP_FILE_ENV: str(tmp_path / "run.stop"), GATE_FILE_ENV: str(tmp_path / "run.go")}
+    exe = Path(sys.executable).with_name("ansible-playbook")
+    return subprocess.Popen([str(exe), "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}",
+                             str(book)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, cwd=project_root())
+
+
+@pytest.mark.parametrize("strategy", ["agentfactory.fleet.stoppable", "agentfactory.fleet.stoppable_mitogen"])
+@pytest.mark.parametrize("opens", [True, False])
+def test_the_first_task_waits_at_the_gate_and_a_stop_there_runs_none(tmp_path, strategy, opens):
+    proc = start_gated(tmp_path, strategy)
+    try:
+        time.sleep(4)  # ansible-playbook's start-up, and then some: nothing may run meanwhile
+        assert proc.poll() is None, proc.communicate()[0]
+        assert not (tmp_path / "first-task").exists()
+        (tmp_path / ("run.go" if opens else "run.stop")).touch()
+        out = proc.communicate(timeout=60)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert (tmp_path / "first-task").exists() is opens, out
+
+
+def test_a_status_refused_by_its_preflight_runs_no_task_and_leaves_no_run(tmp_path, monkeypatch, capsys):
+    inv = tmp_path / "inv"
+    (inv / "group_vars").mkdir(parents=True)
+    (inv / "hosts.yml").write_text("all:\n  vars: {ansible_host: 127.0.0.1, ansible_port: 9}\n"
+                                   "  children:\n    agent_hosts:\n      hosts:\n        h1:\n")
+    (inv / "group_vars" / "all.yml").write_text(
+        "agentfactory_agents:\n  - {name: bot, image: r/bot:1, replicas: 1, host_port: 18080}\n")
+    started = []
+    real = runner._open_gate
+    monkeypatch.setattr(runner, "_open_gate", lambda *a: started.append(True) or real(*a))
+    assert cli.main(["status", "-i", str(inv), "--agent", "nobody"]) == errors.EXIT_INVALID_INPUT
+    assert started, "the run did not start before its preflight"
+    err = capsys.readouterr().err
+    assert "unknown agent(s): nobody" in err and "PLAY" not in err, err
+    assert list((state_dir() / "runs").iterdir()) == []
