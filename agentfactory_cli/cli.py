@@ -414,22 +414,28 @@ def lab_vault_password_file(inventories: list[Path]) -> Path | None:
     return password_file.resolve() if password_file.is_file() else None
 
 
+def _shown_run(args: argparse.Namespace, verb: Verb, req: PlaybookRequest, gate=None) -> int:
+    """The run under its verb's display; the exit code."""
+    from agentfactory_cli.runner import run_playbook
+
+    display = verb.display_for(args, req)
+    try:
+        result = run_playbook(req, display, gate=gate) if gate else run_playbook(req, display)
+    finally:
+        display.stop()
+    display.finish(result)
+    return display.exit_code(result)
+
+
 def _run_playbook_verb(args: argparse.Namespace) -> int:
     from agentfactory_cli import lock
-    from agentfactory_cli.runner import run_playbook
 
     verb = _verb_of(args)
     if verb.early:
         # Read-only: ansible-playbook starts while the inputs are checked, its first task held
-        # until they pass (a second or so less per status).
+        # until they pass (a few tenths of a second less per status).
         req, preflight = prepared_request(args, log=_log)
-        display = verb.display_for(args, req)
-        try:
-            result = run_playbook(req, display, gate=preflight)
-        finally:
-            display.stop()
-        display.finish(result)
-        return display.exit_code(result)
+        return _shown_run(args, verb, req, gate=preflight)
     req = playbook_request(args, log=_log)
     if verb.ask:
         verb.ask(args, req)
@@ -445,13 +451,7 @@ def _run_playbook_verb(args: argparse.Namespace) -> int:
             verb.confirm(args, req, _err)
         if verb.prepare:
             verb.prepare(args, req.inventories, req.check)
-        display = verb.display_for(args, req)
-        try:
-            result = run_playbook(req, display)
-        finally:
-            display.stop()
-        display.finish(result)
-        return display.exit_code(result)
+        return _shown_run(args, verb, req)
     finally:
         if held:
             held.release()
