@@ -79,8 +79,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             default_note="the lab's own when the inventory is a lab's"),
     Setting("vault_id", "--vault-id", "vault identities, LABEL@FILE or LABEL@prompt", is_list=True),
     Setting("lab", "--lab", "the lab whose inventory is the default", default=DEFAULT_LAB),
-    Setting("mitogen", "--mitogen", "run the modules through Mitogen (the mitogen extra)", parse=_switch,
-            default=False),
+    Setting("mitogen", "--mitogen/--no-mitogen", "run the modules through Mitogen (false: one Python per task)",
+            parse=_switch, default=True),
 )}
 
 

@@ -60,7 +60,8 @@ def run_playbook(tmp_path: Path, strategy: str | None) -> subprocess.CompletedPr
                           env=env, cwd=project_root(), timeout=120)
 
 
-@pytest.mark.parametrize("strategy", ["agentfactory.fleet.stoppable", "agentfactory.fleet.stoppable_mitogen"])
+# None: the project's ansible.cfg as it is, so plain ansible-playbook stops the same way.
+@pytest.mark.parametrize("strategy", ["agentfactory.fleet.stoppable", "agentfactory.fleet.stoppable_mitogen", None])
 def test_stop_file_lets_the_task_in_flight_finish_and_starts_nothing_more(tmp_path, strategy):
     res = run_playbook(tmp_path, strategy)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -72,7 +73,7 @@ def test_stop_file_lets_the_task_in_flight_finish_and_starts_nothing_more(tmp_pa
 
 def test_without_the_strategy_the_same_playbook_runs_to_the_end(tmp_path):
     # The control: the stop file means nothing to the plain linear strategy.
-    res = run_playbook(tmp_path, None)
+    res = run_playbook(tmp_path, "ansible.builtin.linear")
     assert res.returncode == 0, res.stdout + res.stderr
     assert (tmp_path / "second-task").exists() and (tmp_path / "second-play").exists()
 
@@ -87,26 +88,27 @@ def test_first_signal_asks_for_a_stop_the_second_kills(tmp_path):
     assert cancel()
 
 
-def test_runs_use_the_stoppable_strategy_and_their_own_stop_file(tmp_path):
+def test_runs_use_mitogen_by_default_stoppable_either_way_and_their_own_stop_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("AGENTFACTORY_MITOGEN", raising=False)
     # deploy writes the agents' secrets: their vault password is needed before the run.
     password = tmp_path / "vault-pass"
     password.write_text("agentfactory-example\n")  # inventory/example/README.md
-    args = cli.build_parser().parse_args(["deploy", "-i", str(project_root() / "inventory" / "example"),
-                                          "--vault-password-file", str(password)])
-    env = build_runner_kwargs(cli.playbook_request(args), ident="RUN1")["envvars"]
-    assert env["ANSIBLE_STRATEGY"] == "agentfactory.fleet.stoppable"
-    assert env[STOP_FILE_ENV] == str(stop_file("RUN1"))
-    mitogen = cli.build_parser().parse_args(["deploy", "--mitogen", "-i", str(project_root() / "inventory" / "example"),
-                                             "--vault-password-file", str(password)])
-    env = build_runner_kwargs(cli.playbook_request(mitogen), ident="RUN2")["envvars"]
+    base = ["deploy", "-i", str(project_root() / "inventory" / "example"), "--vault-password-file", str(password)]
+    env = build_runner_kwargs(cli.playbook_request(cli.build_parser().parse_args(base)), ident="RUN1")["envvars"]
     assert env["ANSIBLE_STRATEGY"] == "agentfactory.fleet.stoppable_mitogen"
+    assert env[STOP_FILE_ENV] == str(stop_file("RUN1"))
+    plain = cli.build_parser().parse_args([*base, "--no-mitogen"])
+    env = build_runner_kwargs(cli.playbook_request(plain), ident="RUN2")["envvars"]
+    assert env["ANSIBLE_STRATEGY"] == "agentfactory.fleet.stoppable"
+    assert env[STOP_FILE_ENV] == str(stop_file("RUN2"))
 
 
-def test_mitogen_asked_for_but_not_installed_is_named(monkeypatch):
+def test_mitogen_missing_is_an_error_only_when_asked_for(monkeypatch):
     monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(errors.InvalidInput, match=r"needs Mitogen: pip install 'agentfactory\[mitogen\]'"):
-        cli._mitogen(True)
-    assert cli._mitogen(False) is False
+    with pytest.raises(errors.InvalidInput, match=r"needs Mitogen: pip install 'mitogen>=0.3.54,<0.4'"):
+        cli._mitogen(True, asked=True)
+    assert cli._mitogen(True, asked=False) is False  # the default, without Mitogen: Ansible's own way
+    assert cli._mitogen(False, asked=True) is False
 
 
 def test_a_stopped_run_is_canceled_even_when_ansible_ended_well(tmp_path):
