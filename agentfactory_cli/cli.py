@@ -71,8 +71,8 @@ def _inventory_options(g, forks: bool = True) -> None:
         g.add_argument("-f", "--forks", type=_positive_int, metavar="N",
                        help="hosts worked on in parallel (env AGENTFACTORY_FORKS; default from ansible.cfg: 10)")
         g.add_argument("--mitogen", action=argparse.BooleanOptionalAction, default=None,
-                       help="modules through Mitogen, one Python per host for the whole run (the default; "
-                            "--no-mitogen: one Python per task, Ansible's own way; env AGENTFACTORY_MITOGEN)")
+                       help="modules through Mitogen, one Python per host for the whole run (default: on, "
+                            "but for status; --no-mitogen: one Python per task; env AGENTFACTORY_MITOGEN)")
     g.add_argument("-u", "--user", metavar="USER",
                    help="SSH user where the inventory sets no ansible_user (env AGENTFACTORY_USER)")
     g.add_argument("--private-key", metavar="FILE",
@@ -256,15 +256,16 @@ def _verb_of(args: argparse.Namespace) -> Verb:
     return IMAGE_PUSH if args.verb == "image" else VERBS[args.verb]
 
 
-def _mitogen(wanted: bool, asked: bool) -> bool:
-    """Whether runs go through Mitogen: by default when it is installed (a dependency of
-    agentfactory), and an error when asked for explicitly but missing."""
-    if wanted and importlib.util.find_spec("ansible_mitogen") is None:
-        if asked:
-            raise errors.InvalidInput("--mitogen (or the setting mitogen) needs Mitogen: "
-                                      "pip install 'mitogen>=0.3.54,<0.4'")
-        return False
-    return bool(wanted)
+def _mitogen(wanted: bool | None, verb: Verb) -> bool:
+    """Whether the run goes through Mitogen. Unset, it does where that pays and Mitogen is
+    installed (a dependency of agentfactory); asked for explicitly but missing, it is an error."""
+    installed = importlib.util.find_spec("ansible_mitogen") is not None
+    if wanted is None:
+        return installed and not verb.few_tasks
+    if wanted and not installed:
+        raise errors.InvalidInput("--mitogen (or the setting mitogen) needs Mitogen: "
+                                  "pip install 'mitogen>=0.3.54,<0.4'")
+    return wanted
 
 
 def playbook_request(args: argparse.Namespace, log=None) -> PlaybookRequest:
@@ -281,7 +282,7 @@ def prepared_request(args: argparse.Namespace, log=None) -> tuple[PlaybookReques
     start before the preflight (runner.run_playbook's gate): its extra vars come from the command
     line alone, and the display reads the rest from the request when the run starts."""
     verb = _verb_of(args)
-    settings = config.apply(args)
+    config.apply(args)
     inventories = inv.resolve(args.inventory, lab_name=args.lab, log=log)
     vault = vault_options(args, inventories)
     passwords = dict(vault.answers)
@@ -310,7 +311,7 @@ def prepared_request(args: argparse.Namespace, log=None) -> tuple[PlaybookReques
         ask_become_pass=args.ask_become_pass,
         vault_ids=vault.ids,
         ask_vault_pass=args.ask_vault_pass,
-        mitogen=_mitogen(args.mitogen, asked="mitogen" in settings and settings["mitogen"].origin != "default"),
+        mitogen=_mitogen(args.mitogen, verb),
         ssh_common_args=args.ssh_common_args,
         ansible_args=list(getattr(args, "ansible_args", None) or []),
         passwords=passwords,

@@ -80,7 +80,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("vault_id", "--vault-id", "vault identities, LABEL@FILE or LABEL@prompt", is_list=True),
     Setting("lab", "--lab", "the lab whose inventory is the default", default=DEFAULT_LAB),
     Setting("mitogen", "--mitogen/--no-mitogen", "run the modules through Mitogen (false: one Python per task)",
-            parse=_switch, default=True),
+            parse=_switch, default_note="on for every verb but status, when Mitogen is installed"),
 )}
 
 

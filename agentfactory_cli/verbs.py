@@ -31,6 +31,9 @@ class Verb:
     extravars: Callable[[argparse.Namespace, Inventory | None], dict[str, Any]] | None = None
     # Read-only, and its run starts while the inputs are checked: its first task waits for them.
     early: bool = False
+    # A run of a task or two per host: starting Mitogen on every host would cost more than it
+    # saves, so it uses Ansible's own way unless the mitogen setting says otherwise.
+    few_tasks: bool = False
     # Accepts --agent NAME (repeatable) to act on some agents only.
     agents: bool = False
     # Another playbook for some options (rotate --retire); default `playbook`.
@@ -231,7 +234,7 @@ def _rotate_arguments(sp: argparse.ArgumentParser) -> None:
 
 VERBS: dict[str, Verb] = {
     "check": Verb("prechecks.yml", "validate inventory and catalog, then check every host can take the roles",
-                  changes=False, early=True, extract={status.PRECHECK: status.precheck_facts},
+                  changes=False, early=True, few_tasks=True, extract={status.PRECHECK: status.precheck_facts},
                   display=_check_display),
     "bootstrap": Verb("bootstrap.yml", "install Docker and node_exporter on every host"),
     "monitoring": Verb("monitoring.yml", "install Prometheus, Alertmanager and Grafana on the monitoring hosts"),
@@ -251,7 +254,8 @@ VERBS: dict[str, Verb] = {
                    _update, agents=True, one_agent=True, secrets=True, arguments=_update_arguments,
                    targets=_update_targets, extract={status.UPDATE: status.update_outcome}, display=_update_display),
     "status": Verb("health.yml", "fleet health: every replica's state, health, latency, restarts, CPU, memory",
-                   _names, agents=True, changes=False, early=True, strict=False, desired=_desired_replicas,
+                   _names, agents=True, changes=False, early=True, few_tasks=True, strict=False,
+                   desired=_desired_replicas,
                    extract={status.HEALTH: status.health_report}, display=_status_display),
     "site": Verb("site.yml", "everything, in order: bootstrap, monitoring, registry, deploy, gateway",
                  secrets=True, arguments=_prune_arguments, confirm=prune.confirm),

@@ -6,6 +6,7 @@ Docker): a task in flight when the stop file appears finishes; no later task or 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -103,12 +104,14 @@ def test_runs_use_mitogen_by_default_stoppable_either_way_and_their_own_stop_fil
     assert env[STOP_FILE_ENV] == str(stop_file("RUN2"))
 
 
-def test_mitogen_missing_is_an_error_only_when_asked_for(monkeypatch):
+def test_mitogen_by_default_but_for_status_and_an_error_only_when_asked_for_but_missing(monkeypatch):
+    deploy, status = cli.VERBS["deploy"], cli.VERBS["status"]
+    assert cli._mitogen(None, deploy) is True and cli._mitogen(None, status) is False
+    assert cli._mitogen(True, status) is True and cli._mitogen(False, deploy) is False
     monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(errors.InvalidInput, match=r"needs Mitogen: pip install 'mitogen>=0.3.54,<0.4'"):
-        cli._mitogen(True, asked=True)
-    assert cli._mitogen(True, asked=False) is False  # the default, without Mitogen: Ansible's own way
-    assert cli._mitogen(False, asked=True) is False
+        cli._mitogen(True, deploy)
+    assert cli._mitogen(None, deploy) is False  # the default, without Mitogen: Ansible's own way
 
 
 def test_a_stopped_run_is_canceled_even_when_ansible_ended_well(tmp_path):
@@ -175,3 +178,27 @@ def test_a_status_refused_by_its_preflight_runs_no_task_and_leaves_no_run(tmp_pa
     err = capsys.readouterr().err
     assert "unknown agent(s): nobody" in err and "PLAY" not in err, err
     assert list((state_dir() / "runs").iterdir()) == []
+
+
+# --- the collection's filters, imported before the workers fork ------------------------------
+
+def test_the_strategies_import_every_filter_file_of_the_collection_in_the_controller():
+    # A forked worker finds them in the loader's cache instead of importing them all again.
+    code = textwrap.dedent("""\
+        import json
+        from ansible.plugins.loader import filter_loader, init_plugin_loader
+        init_plugin_loader()
+        from ansible_collections.agentfactory.fleet.plugins.plugin_utils import stoppable
+        def ours():
+            return sorted(p.rsplit("/", 1)[-1] for p in filter_loader._module_cache if "/plugins/filter/" in p)
+        before = ours()
+        stoppable._warm_filters()
+        print(json.dumps([before, ours()]))
+        """)
+    env = {**os.environ, "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=project_root(), timeout=60)
+    assert res.returncode == 0, res.stderr
+    before, after = json.loads(res.stdout)
+    filters = {p.name for p in (project_root() / "plugins" / "filter").glob("*.py")}
+    assert before == [] and filters <= set(after)
