@@ -120,7 +120,7 @@ def sample(cpu_nsec, usage, inactive_file=0):
     }
 
 
-# Two samples per running container, half a second apart: CPU % = the CPU time between them.
+# Two samples per running container, a quarter second apart: CPU % = the CPU time between them.
 STATS = {
     FLEET[0]["Id"]: [sample(10_000_000_000, 24 * 1024**2), sample(10_002_500_000, 24 * 1024**2, 4 * 1024**2)],
     FLEET[1]["Id"]: [sample(1_000_000, int(1.5 * 1024**3)), sample(7_250_000, int(1.5 * 1024**3))],
@@ -860,8 +860,8 @@ def test_main_discovers_containers_and_units(host):
     assert replicas["stopped-0"]["state"] == "exited"
     assert replicas["crashy-0"]["restarts"] == 7
     assert replicas["good-0"]["memory_bytes"] == 20 * 1024**2
-    assert replicas["good-0"]["cpu_percent"] == 0.5
-    assert replicas["good-1"]["cpu_percent"] == 1.25
+    assert replicas["good-0"]["cpu_percent"] == 1.0  # 2.5 ms of CPU in the 0.25 s between the samples
+    assert replicas["good-1"]["cpu_percent"] == 2.5
     assert replicas["sick-0"]["memory_bytes"] == 800_000
     unit = replicas["agentfactory-sysagent@0.service"]
     assert (unit["state"], unit["health"], unit["host_port"]) == ("active", "healthy", 19100)
@@ -883,7 +883,7 @@ def test_main_reads_container_counters_from_the_cgroup(host, monkeypatch):
     item = container("good-0", "good", 0, port=18080)
     item["State"]["Pid"] = 4242
     host["fake"] = FakeHost([item])
-    usage = iter(["1000000000", "1250000000"])  # 0.25 s of CPU between the two samples
+    usage = iter(["1000000000", "1125000000"])  # 0.125 s of CPU between the two samples
     files = {**CGROUP_FILES, "/proc/4242/cgroup": V1_CGROUP}
 
     def read(path):
@@ -899,11 +899,11 @@ def test_main_samples_the_main_process_without_cpu_accounting(host, monkeypatch)
     host["fake"] = FakeHost(
         units=[unit_show("agentfactory-w@0.service", cpu="[not set]") + "\nMainPID=4242"],
     )
-    samples = iter([1_000_000_000, 1_250_000_000])
+    samples = iter([1_000_000_000, 1_125_000_000])
     monkeypatch.setattr(mod, "_process_cpu_nsec", lambda pid: next(samples) if pid == 4242 else None)
     result = run_module({"agents": [{"name": "w", "runtime": "systemd", "host_port": 19000}]})
     (unit,) = result["replicas"]
-    assert unit["cpu_percent"] == 50.0  # 0.25 s of CPU in the 0.5 s between the samples
+    assert unit["cpu_percent"] == 50.0  # 0.125 s of CPU in the 0.25 s between the samples
     assert unit["memory_bytes"] == 41_943_040
 
 
