@@ -202,3 +202,44 @@ def test_the_strategies_import_every_filter_file_of_the_collection_in_the_contro
     before, after = json.loads(res.stdout)
     filters = {p.name for p in (project_root() / "plugins" / "filter").glob("*.py")}
     assert before == [] and filters <= set(after)
+
+
+# --- a host lost mid-run is unreachable on Mitogen too ----------------------------------------
+
+def test_on_mitogen_a_host_gone_before_the_next_module_push_is_unreachable_not_failed():
+    # The e2e test kills a host mid-deploy; Mitogen's multiplexer then has no stream left for it.
+    code = textwrap.dedent("""\
+        import json, types
+        from ansible.errors import AnsibleConnectionFailure
+        from ansible.plugins.loader import init_plugin_loader
+        init_plugin_loader()
+        from ansible_collections.agentfactory.fleet.plugins.strategy import stoppable_mitogen  # noqa: F401
+        import ansible_mitogen.planner, mitogen.core, mitogen.service
+        seen = {}
+        push = mitogen.service.PushFileService.__new__(mitogen.service.PushFileService)
+        push.router = types.SimpleNamespace(stream_by_id=lambda context_id: None)
+        try:
+            push._forward(types.SimpleNamespace(context_id=7), "/m.py")
+        except mitogen.core.ChannelError as exc:
+            seen["forward"] = type(exc).__name__
+        invocation = types.SimpleNamespace(_overridden_sources={}, _extra_sys_paths=set(), connection=
+            types.SimpleNamespace(get_binding=lambda: types.SimpleNamespace(get_service_context=lambda: None)))
+        planner = types.SimpleNamespace(get_push_files=lambda: [])
+        for name, error in [("lost", mitogen.core.ChannelError("Channel closed by remote end.")),
+                            ("other", KeyError("x"))]:
+            def call(**kwargs):
+                raise mitogen.core.CallError(error)
+            mitogen.service.call = call
+            try:
+                ansible_mitogen.planner._propagate_deps(invocation, planner, None)
+            except AnsibleConnectionFailure:
+                seen[name] = "unreachable"
+            except mitogen.core.CallError:
+                seen[name] = "failed"
+        print(json.dumps(seen))
+        """)
+    env = {**os.environ, "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=project_root(), timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"forward": "ChannelError", "lost": "unreachable", "other": "failed"}
