@@ -226,6 +226,10 @@ def install_spawn_hook() -> None:
             hook = preexec_fn or functools.partial(_die_with_parent, os.getpid(), prctl)
             super().__init__(*args, preexec_fn=hook, **kwargs)
             _spawned.pid = self.pid
+            # ansible-runner closes the pty only once ansible-playbook has exited (it waits for
+            # that, then for EOF), so ptyprocess's 0.1 s "let the kernel update the process
+            # status" pause before its kill-if-alive check only delays the end of every run.
+            self.ptyproc.delayafterclose = 0
 
     pexpect.spawn = Spawn
 

@@ -138,3 +138,18 @@ def test_the_spawn_hook_reaches_ansible_runners_spawn():
         child.expect("spawned")
     finally:
         child.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the spawn hook is for Linux (prctl)")
+def test_the_spawned_child_is_closed_without_ptyprocess_pause_and_keeps_its_exit_status():
+    import pexpect
+
+    ansiblecore.install_spawn_hook()
+    child = pexpect.spawn("/bin/sh", ["-c", "echo done; exit 3"])
+    # As ansible-runner does: until the child has exited, then EOF, then close.
+    while child.isalive():
+        child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=5)
+    child.expect(pexpect.EOF, timeout=5)
+    child.close()
+    assert child.ptyproc.delayafterclose == 0
+    assert child.exitstatus == 3

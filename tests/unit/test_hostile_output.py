@@ -209,3 +209,25 @@ def test_a_real_host_failure_with_brackets_and_escapes_is_reported_as_is(tmp_pat
     assert result.exit_code == errors.EXIT_HOST_FAILED and result.hosts["localhost"]["failed"] == 1
     assert "cannot open [/etc/x] \\x1b[2J\\rFAKE" in err.getvalue()
     assert "\x1b" not in err.getvalue() + out.getvalue()
+
+
+def test_every_event_of_a_run_is_kept_once_owner_only_as_ansible_runner_names_it(tmp_path):
+    import json
+    import stat
+
+    from agentfactory_cli import runner
+
+    book = tmp_path / "book.yml"
+    book.write_text("- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+                    "    - ansible.builtin.debug: {msg: hi}\n")
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={runner.sys.executable}\n")
+    _, _, kw = consoles()
+    req = PlaybookRequest(verb="deploy", playbook=str(book), inventories=[inventory], fleet=["localhost"])
+    result = runner.run_playbook(req, RunDisplay(**kw))
+    files = sorted((result.artifacts / "job_events").iterdir())
+    kept = [json.loads(f.read_text()) for f in files]
+    assert [f.name for f in files] == sorted(f"{ev['counter']}-{ev['uuid']}.json" for ev in kept)
+    assert {ev["event"] for ev in kept} >= {"playbook_on_start", "runner_on_ok", "playbook_on_stats"}
+    assert all(ev["runner_ident"] for ev in kept)  # the whole event, as ansible-runner merges it
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
