@@ -61,3 +61,57 @@ def test_defaults_match_argument_specs(role):
 def test_defaults_carry_role_prefix(role):
     unprefixed = sorted(k for k in _defaults(role) if not k.startswith(f"{role}_"))
     assert not unprefixed, f"roles/{role}: defaults must start with '{role}_': {unprefixed}"
+
+
+# --- the internal role's entry points: its callers are checked here, not on every host and run --
+
+_INCLUDES = ("ansible.builtin.include_role", "include_role", "ansible.builtin.import_role", "import_role")
+_LITERAL_TYPES = {"str": str, "path": str, "bool": bool, "int": int, "list": list, "dict": dict}
+
+
+def _common_includes() -> list[tuple[str, dict, dict]]:
+    """(where, the include's arguments, its vars) of every include of _common by another role."""
+    found = []
+
+    def walk(node, where):
+        if isinstance(node, list):
+            for item in node:
+                walk(item, where)
+        elif isinstance(node, dict):
+            for key in _INCLUDES:
+                if isinstance(node.get(key), dict) and node[key].get("name") == "_common":
+                    found.append((f"{where}: {node.get('name')}", node[key], node.get("vars") or {}))
+            for key in ("block", "rescue", "always"):
+                walk(node.get(key), where)
+
+    for path in sorted(ROLES_DIR.glob("*/tasks/**/*.yml")):
+        if path.parts[-3] != "_common" and not path.is_relative_to(ROLES_DIR / "_common"):
+            walk(yaml.safe_load(path.read_text()), path.relative_to(ROLES_DIR))
+    return found
+
+
+def test_the_roles_include_common_and_each_include_matches_its_entry_point():
+    specs = _load(ROLES_DIR / "_common" / "meta" / "argument_specs.yml")["argument_specs"]
+    includes = _common_includes()
+    assert len(includes) >= 10, includes
+    problems = []
+    for where, args, given in includes:
+        entry = str(args.get("tasks_from", "main")).removesuffix(".yml")
+        if entry not in specs:
+            problems.append(f"{where}: _common has no entry point {entry!r}")
+            continue
+        if args.get("rolespec_validate") is not False:
+            problems.append(f"{where}: rolespec_validate: false (checked here instead)")
+        options = specs[entry].get("options") or {}
+        problems += [f"{where}: {name} is not an option of {entry}" for name in sorted(set(given) - set(options))]
+        problems += [f"{where}: {entry} requires {name}" for name, spec in options.items()
+                     if spec.get("required") and name not in given]
+        for name, value in given.items():
+            kind = _LITERAL_TYPES.get((options.get(name) or {}).get("type", "str"))
+            templated = isinstance(value, str) and "{{" in value
+            if kind and not templated and not isinstance(value, kind):
+                problems.append(f"{where}: {name} is {type(value).__name__}, {entry} wants {kind.__name__}")
+            choices = (options.get(name) or {}).get("choices")
+            if choices and not templated and value not in choices:
+                problems.append(f"{where}: {name}={value!r} is not one of {choices}")
+    assert not problems, "\n".join(problems)
