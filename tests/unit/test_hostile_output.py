@@ -155,16 +155,24 @@ def test_a_display_that_fails_says_so_once_and_keeps_counting(capsys):
     assert err.count("the display failed") == 1 and "terminal gone" in err
 
 
+
+def _local_request(tmp_path, tasks: str) -> PlaybookRequest:
+    """A deploy request for a real ansible-runner run of `tasks` (YAML lines) on localhost."""
+    from agentfactory_cli import runner
+
+    book = tmp_path / "book.yml"
+    book.write_text("- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n" + tasks)
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={runner.sys.executable}\n")
+    return PlaybookRequest(verb="deploy", playbook=str(book), inventories=[inventory], fleet=["localhost"])
+
 def test_an_exception_in_the_event_handler_never_ends_a_real_run(tmp_path, capsys):
     """A real ansible-runner run on localhost whose display raises on every event: reported once,
     the run ends well, with ansible's own result."""
     from agentfactory_cli import runner
 
-    book = tmp_path / "book.yml"
-    book.write_text("- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
-                    "    - ansible.builtin.debug: {msg: hi}\n    - ansible.builtin.debug: {msg: again}\n")
-    inventory = tmp_path / "hosts.ini"
-    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={runner.sys.executable}\n")
+    req = _local_request(tmp_path, "    - ansible.builtin.debug: {msg: hi}\n"
+                                   "    - ansible.builtin.debug: {msg: again}\n")
 
     class Exploding(RunDisplay):
         def event(self, ev):
@@ -173,7 +181,6 @@ def test_an_exception_in_the_event_handler_never_ends_a_real_run(tmp_path, capsy
 
     _, _, kw = consoles()
     display = Exploding(**kw)
-    req = PlaybookRequest(verb="deploy", playbook=str(book), inventories=[inventory], fleet=["localhost"])
     result = runner.run_playbook(req, display)
     assert result.status == "successful" and result.exit_code == errors.EXIT_OK
     assert result.hosts["localhost"]["ok"] == 2
@@ -196,14 +203,9 @@ def test_a_real_host_failure_with_brackets_and_escapes_is_reported_as_is(tmp_pat
     MarkupError in ansible-runner's event thread killed the run. Now: exit 2, the message as is."""
     from agentfactory_cli import runner
 
-    book = tmp_path / "book.yml"
-    book.write_text("- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
-                    '    - ansible.builtin.fail: {msg: "cannot open [/etc/x] \\e[2J\\rFAKE"}\n')
-    inventory = tmp_path / "hosts.ini"
-    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={runner.sys.executable}\n")
+    req = _local_request(tmp_path, '    - ansible.builtin.fail: {msg: "cannot open [/etc/x] \\e[2J\\rFAKE"}\n')
     err, out, kw = consoles()
     display = RunDisplay(**kw)
-    req = PlaybookRequest(verb="deploy", playbook=str(book), inventories=[inventory], fleet=["localhost"])
     result = runner.run_playbook(req, display)
     display.finish(result)
     assert result.exit_code == errors.EXIT_HOST_FAILED and result.hosts["localhost"]["failed"] == 1
@@ -217,13 +219,8 @@ def test_every_event_of_a_run_is_kept_once_owner_only_as_ansible_runner_names_it
 
     from agentfactory_cli import runner
 
-    book = tmp_path / "book.yml"
-    book.write_text("- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
-                    "    - ansible.builtin.debug: {msg: hi}\n")
-    inventory = tmp_path / "hosts.ini"
-    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={runner.sys.executable}\n")
+    req = _local_request(tmp_path, "    - ansible.builtin.debug: {msg: hi}\n")
     _, _, kw = consoles()
-    req = PlaybookRequest(verb="deploy", playbook=str(book), inventories=[inventory], fleet=["localhost"])
     result = runner.run_playbook(req, RunDisplay(**kw))
     files = sorted((result.artifacts / "job_events").iterdir())
     kept = [json.loads(f.read_text()) for f in files]
