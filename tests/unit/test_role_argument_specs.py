@@ -85,7 +85,7 @@ def _common_includes() -> list[tuple[str, dict, dict]]:
                 walk(node.get(key), where)
 
     for path in sorted(ROLES_DIR.glob("*/tasks/**/*.yml")):
-        if path.parts[-3] != "_common" and not path.is_relative_to(ROLES_DIR / "_common"):
+        if not path.is_relative_to(ROLES_DIR / "_common"):
             walk(yaml.safe_load(path.read_text()), path.relative_to(ROLES_DIR))
     return found
 
@@ -107,11 +107,12 @@ def test_the_roles_include_common_and_each_include_matches_its_entry_point():
         problems += [f"{where}: {entry} requires {name}" for name, spec in options.items()
                      if spec.get("required") and name not in given]
         for name, value in given.items():
-            kind = _LITERAL_TYPES.get((options.get(name) or {}).get("type", "str"))
+            spec = options.get(name) or {}
+            kind = _LITERAL_TYPES.get(spec.get("type", "str"))
             templated = isinstance(value, str) and "{{" in value
             if kind and not templated and not isinstance(value, kind):
                 problems.append(f"{where}: {name} is {type(value).__name__}, {entry} wants {kind.__name__}")
-            choices = (options.get(name) or {}).get("choices")
+            choices = spec.get("choices")
             if choices and not templated and value not in choices:
                 problems.append(f"{where}: {name}={value!r} is not one of {choices}")
     assert not problems, "\n".join(problems)

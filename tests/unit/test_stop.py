@@ -182,6 +182,14 @@ def test_a_status_refused_by_its_preflight_runs_no_task_and_leaves_no_run(tmp_pa
 
 # --- the collection's filters, imported before the workers fork ------------------------------
 
+def _in_ansible(code: str) -> subprocess.CompletedProcess:
+    """`code` run by a Python with the project's Ansible configuration; it must succeed."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=project_root(), timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res
+
 def test_the_strategies_import_every_filter_file_of_the_collection_in_the_controller():
     # A forked worker finds them in the loader's cache instead of importing them all again.
     code = textwrap.dedent("""\
@@ -195,10 +203,7 @@ def test_the_strategies_import_every_filter_file_of_the_collection_in_the_contro
         stoppable._warm_filters()
         print(json.dumps([before, ours()]))
         """)
-    env = {**os.environ, "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg")}
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=project_root(), timeout=60)
-    assert res.returncode == 0, res.stderr
+    res = _in_ansible(code)
     before, after = json.loads(res.stdout)
     filters = {p.name for p in (project_root() / "plugins" / "filter").glob("*.py")}
     assert before == [] and filters <= set(after)
@@ -238,8 +243,5 @@ def test_on_mitogen_a_host_gone_before_the_next_module_push_is_unreachable_not_f
                 seen[name] = "failed"
         print(json.dumps(seen))
         """)
-    env = {**os.environ, "ANSIBLE_CONFIG": str(project_root() / "ansible.cfg")}
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=project_root(), timeout=60)
-    assert res.returncode == 0, res.stderr
+    res = _in_ansible(code)
     assert json.loads(res.stdout) == {"forward": "ChannelError", "lost": "unreachable", "other": "failed"}
